@@ -1,0 +1,55 @@
+// Package store defines the append-only object store a chart repository is
+// published to. Implementations live in sibling packages (local, s3, swift)
+// and all pass the conformance suite in package storetest.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors returned by every Store. Callers test them with errors.Is.
+var (
+	// ErrNotExist: Get of a key that is not stored; Replace with a non-empty
+	// version of a key that is not stored.
+	ErrNotExist = errors.New("object does not exist")
+	// ErrExist: Create of a key that is already stored.
+	ErrExist = errors.New("object already exists")
+	// ErrConflict: Replace whose version no longer matches the stored object.
+	ErrConflict = errors.New("object changed concurrently")
+)
+
+// Object describes one stored object as a listing reports it.
+type Object struct {
+	Key  string // full key, including any prefix
+	Size int64
+	// Version changes whenever the stored bytes change (an ETag, or size and
+	// modification time). It is opaque: compare it only for equality.
+	Version string
+}
+
+// Store is an append-only object store: there is no delete, and the only
+// object that is ever replaced is the one written with Replace (index.yaml).
+// Keys use "/" as separator and never start with "/".
+type Store interface {
+	// Get returns the object's bytes and its version, or ErrNotExist.
+	Get(ctx context.Context, key string) (data []byte, version string, err error)
+	// Create stores data under key if no object exists there, else returns
+	// ErrExist and leaves the stored object untouched. On a backend without
+	// atomic create (Swift) two racing Creates may both succeed; callers
+	// re-read what they wrote.
+	Create(ctx context.Context, key string, data []byte) error
+	// Replace stores data under key if the stored object's version is still
+	// version ("" means: only if no object exists), and returns the new
+	// version. Otherwise it returns ErrConflict (or ErrNotExist for a
+	// vanished object). Backends that cannot guard the write (Swift) check
+	// before writing and say so in Atomic.
+	Replace(ctx context.Context, key string, data []byte, version string) (newVersion string, err error)
+	// List returns every object whose key starts with prefix, in key order.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// Atomic reports whether Create and Replace are atomic compare-and-swap
+	// operations on this backend.
+	Atomic() bool
+	// String names the backend and location for logs, e.g. "s3://bucket/prefix".
+	String() string
+}
