@@ -1,0 +1,35 @@
+# chartsync Makefile. `make test` is the one test command: it installs the
+# tools the tests need, then runs every test against real servers.
+PREFIX  ?= /usr
+DESTDIR ?=
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+LDFLAGS := -s -w -X main.version=$(VERSION)
+TOOLS   := $(CURDIR)/.tools/bin
+export PATH := $(TOOLS):$(PATH)
+
+.PHONY: all build test tools vet bench install deb clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chartsync ./cmd/chartsync
+
+tools:
+	./scripts/install-tools.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+
+test: tools vet
+	$(GO) test -count=1 -timeout 40m ./...
+
+bench: tools
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./internal/bench/
+
+install: build
+	install -D -m 0755 bin/chartsync $(DESTDIR)$(PREFIX)/bin/chartsync
+
+clean:
+	rm -rf bin dist
