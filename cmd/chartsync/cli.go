@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/chartsync/chartsync/internal/config"
+	"github.com/chartsync/chartsync/internal/metrics"
+	"github.com/chartsync/chartsync/internal/syncer"
+)
+
+// version is set at build time (-ldflags -X main.version=...).
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // a chart failed, or the cycle could not run
+	exitUsage   = 2 // bad flags or an invalid configuration
+	lockTimeout = 30 * time.Second
+)
+
+// exitError carries an exit status through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+type options struct {
+	configFile string
+	logFormat  string
+	logLevel   string
+	once       bool
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+func run(args []string) int {
+	o := &options{stdout: os.Stdout, stderr: os.Stderr}
+	cmd := newRootCmd(o)
+	cmd.SetArgs(args)
+	cmd.SetOut(o.stdout)
+	cmd.SetErr(o.stderr)
+	err := cmd.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(o.stderr, "Error:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(o.stderr, "Error:", err)
+	return exitUsage
+}
+
+func newRootCmd(o *options) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "chartsync",
+		Short:         "Publish the Helm charts of a git repository to a chart repository",
+		Long:          "chartsync publishes each chart version found in a git repository exactly once\nto a Helm chart repository on a local directory, S3 or OpenStack Swift.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.configFile, "config", config.Default, "configuration file")
+	pf.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	runCmd := &cobra.Command{
+		Use:   "run",
+		Short: "Publish new chart versions: once, or as a daemon on the configured schedule",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+	}
+	runCmd.Flags().BoolVar(&o.once, "once", false, "run one cycle and exit (for a systemd timer)")
+	root.AddCommand(runCmd,
+		&cobra.Command{
+			Use:   "plan",
+			Short: "Show what would be published and what would fail, publishing nothing",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return o.plan(cmd.Context()) },
+		},
+		&cobra.Command{
+			Use:   "check-config",
+			Short: "Validate the configuration file and exit",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if _, err := o.loadConfig(); err != nil {
+					return err
+				}
+				fmt.Fprintf(o.stdout, "%s: ok\n", o.configFile)
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run: func(*cobra.Command, []string) {
+				fmt.Fprintf(o.stdout, "chartsync %s (revision %s, %s)\n", version, revision(), runtime.Version())
+			},
+		},
+	)
+	return root
+}
+
+func (o *options) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(o.configFile)
+	if err != nil {
+		return nil, &exitError{exitUsage, err}
+	}
+	return cfg, nil
+}
+
+func (o *options) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, &exitError{exitUsage, fmt.Errorf("--log-level %q: %w", o.logLevel, err)}
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(o.stderr, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(o.stderr, hopts)), nil
+	}
+	return nil, &exitError{exitUsage, fmt.Errorf("--log-format %q: must be text or json", o.logFormat)}
+}
+
+// setup loads the config, builds the logger and the Syncer, and takes the
+// state directory's lock.
+func (o *options) setup(ctx context.Context, m *metrics.Metrics) (*config.Config, *slog.Logger, *syncer.Syncer, func(), error) {
+	cfg, err := o.loadConfig()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	log, err := o.logger()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	s, err := syncer.New(ctx, cfg, log, m)
+	if err != nil {
+		return nil, nil, nil, nil, &exitError{exitFailed, err}
+	}
+	unlock, err := syncer.Lock(ctx, cfg.StateDir, lockTimeout)
+	if err != nil {
+		return nil, nil, nil, nil, &exitError{exitFailed, err}
+	}
+	return cfg, log, s, unlock, nil
+}
+
+func (o *options) run(ctx context.Context) error {
+	if !o.once {
+		return o.daemon(ctx)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, version, revision())
+	cfg, log, s, unlock, err := o.setup(ctx, m)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	res := s.Run(ctx)
+	if cfg.Metrics.Textfile != "" {
+		if err := metrics.WriteTextfile(cfg.Metrics.Textfile, reg); err != nil {
+			log.Error("write metrics textfile", "err", err)
+		}
+	}
+	o.summary(res, false)
+	if !res.OK() {
+		return &exitError{exitFailed, errors.New("")}
+	}
+	return nil
+}
+
+func (o *options) plan(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	_, _, s, unlock, err := o.setup(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	res := s.Plan(ctx)
+	o.summary(res, true)
+	if !res.OK() {
+		return &exitError{exitFailed, errors.New("")}
+	}
+	return nil
+}
+
+// summary prints what a cycle did (or, for a plan, would do): one line per
+// chart that is not merely already published, then the failures with why.
+func (o *options) summary(res *syncer.Result, plan bool) {
+	w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+	if res.Commit != "" {
+		fmt.Fprintf(w, "commit %s (%s)\n", res.Commit, res.CommitTime.UTC().Format(time.RFC3339))
+	}
+	count := map[syncer.Outcome]int{}
+	for _, c := range res.Charts {
+		count[c.Outcome]++
+		if c.Outcome == syncer.Skipped {
+			continue
+		}
+		action := string(c.Outcome)
+		if plan && c.Outcome == syncer.Pending {
+			action = "publish"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.Repository, action, c.Name, c.Version, c.Dir)
+	}
+	w.Flush()
+	for _, r := range res.Repos {
+		fmt.Fprintf(o.stdout, "repository %s: %d index entries", r.Name, r.Entries)
+		if n := len(r.Repaired); n > 0 {
+			fmt.Fprintf(o.stdout, ", %d restored from the store", n)
+		}
+		if n := len(r.Missing); n > 0 {
+			fmt.Fprintf(o.stdout, ", %d without a stored package (%s)", n, strings.Join(r.Missing, ", "))
+		}
+		if n := len(r.Modified); n > 0 {
+			fmt.Fprintf(o.stdout, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
+		}
+		fmt.Fprintln(o.stdout)
+		if r.Err != nil {
+			fmt.Fprintf(o.stdout, "FAILED repository %s: %v\n", r.Name, r.Err)
+		}
+	}
+	if plan {
+		fmt.Fprintf(o.stdout, "plan: %d to publish, %d already published, %d failing\n", count[syncer.Pending], count[syncer.Skipped], count[syncer.Failed])
+	} else {
+		fmt.Fprintf(o.stdout, "published %d, already published %d, failed %d\n", count[syncer.Published], count[syncer.Skipped], count[syncer.Failed])
+	}
+	for _, c := range res.Failures() {
+		fmt.Fprintf(o.stdout, "FAILED %s: %v\n", c.Repository, c.Err)
+	}
+	if res.Err != nil {
+		fmt.Fprintf(o.stdout, "FAILED cycle: %v\n", res.Err)
+	}
+}
+
+// revision is the VCS revision the binary was built from, if known.
+func revision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,1 @@
+../../../common_templates/_labels.tpl

@@ -1,0 +1,3 @@
+{{- define "labels.standard" -}}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}

@@ -1,0 +1,83 @@
+package publisher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// DigestCache remembers the sha256 of stored objects by key and store
+// version, so that checking every package against the index reads only the
+// objects that are new or changed since the last cycle. With a file it
+// survives restarts; the zero value keeps it in memory only.
+type DigestCache struct {
+	file  string
+	mu    sync.Mutex
+	m     map[string]cached
+	dirty bool
+}
+
+type cached struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+}
+
+// LoadDigestCache reads the cache in file; a missing or unreadable file is
+// an empty cache, since the cache only saves reads.
+func LoadDigestCache(file string) *DigestCache {
+	c := &DigestCache{file: file, m: map[string]cached{}}
+	if b, err := os.ReadFile(file); err == nil {
+		if json.Unmarshal(b, &c.m) != nil {
+			c.m = map[string]cached{}
+		}
+	}
+	return c
+}
+
+// Lookup returns the digest recorded for key at version.
+func (c *DigestCache) Lookup(key, version string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	return e.SHA256, ok && version != "" && e.Version == version
+}
+
+// Put records the digest of key at version.
+func (c *DigestCache) Put(key, version, sum string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cached{}
+	}
+	c.m[key] = cached{version, sum}
+	c.dirty = true
+}
+
+// Save writes the cache to its file, atomically, if it changed.
+func (c *DigestCache) Save() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.file == "" || !c.dirty {
+		return nil
+	}
+	b, err := json.Marshal(c.m)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.file), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("save digest cache: %w", err)
+	}
+	tmp := c.file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("save digest cache: %w", err)
+	}
+	if err := os.Rename(tmp, c.file); err != nil {
+		return fmt.Errorf("save digest cache: %w", err)
+	}
+	c.dirty = false
+	return nil
+}

@@ -1,0 +1,83 @@
+package syncer
+
+import (
+	"time"
+
+	"github.com/chartsync/chartsync/internal/metrics"
+)
+
+// record logs each chart's outcome once and updates the metrics.
+func (s *Syncer) record(start time.Time, res *Result) {
+	for _, c := range res.Charts {
+		log := s.log.With("repository", c.Repository, "chart", c.Name, "version", c.Version)
+		for _, w := range c.Warnings {
+			log.Warn("lint", "dir", c.Dir, "warning", w)
+		}
+		switch c.Outcome {
+		case Published:
+			log.Info("published", "dir", c.Dir)
+		case Failed:
+			log.Error("chart failed", "dir", c.Dir, "reason", c.Reason, "err", c.Err)
+		}
+	}
+	for _, r := range res.Repos {
+		log := s.log.With("repository", r.Name)
+		for _, f := range r.Repaired {
+			log.Warn("index entry restored from the store", "chart", f)
+		}
+		for _, f := range r.Missing {
+			log.Warn("index entry without a stored package", "chart", f)
+		}
+		for _, f := range r.Modified {
+			log.Error("stored package differs from its index digest", "chart", f)
+		}
+		if r.Err != nil {
+			log.Error("repository failed", "err", r.Err)
+		}
+	}
+	if res.Err != nil {
+		s.log.Error("cycle failed", "err", res.Err)
+	}
+
+	m := s.metrics
+	if m == nil {
+		return
+	}
+	result := metrics.ResultSuccess
+	switch {
+	case res.Err != nil:
+		result = metrics.ResultError
+	case !res.OK():
+		result = metrics.ResultChartFailures
+	}
+	for _, r := range res.Repos {
+		if r.Err != nil {
+			result = metrics.ResultError
+		}
+	}
+	for _, c := range res.Charts {
+		switch c.Outcome {
+		case Published:
+			m.ChartsPublished.WithLabelValues(c.Repository).Inc()
+		case Skipped:
+			m.ChartsSkipped.WithLabelValues(c.Repository).Inc()
+		case Failed:
+			m.ChartsFailed.WithLabelValues(c.Repository, c.Reason).Inc()
+		}
+	}
+	if res.Err == nil {
+		for _, r := range res.Repos {
+			m.ChartsConflicting.WithLabelValues(r.Name).Set(float64(r.Conflicts))
+			m.GitCharts.WithLabelValues(r.Name).Set(float64(r.GitCharts))
+			m.GitChartVersions.WithLabelValues(r.Name).Set(float64(r.GitVersions))
+			if r.Err != nil {
+				continue
+			}
+			m.IndexEntries.WithLabelValues(r.Name).Set(float64(r.Entries))
+			m.IndexRepairs.WithLabelValues(r.Name).Add(float64(len(r.Repaired)))
+			m.IndexMissingPackages.WithLabelValues(r.Name).Set(float64(len(r.Missing)))
+			m.ModifiedPackages.WithLabelValues(r.Name).Set(float64(len(r.Modified)))
+		}
+	}
+	m.CycleEnded(start, time.Now(), result)
+}

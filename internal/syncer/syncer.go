@@ -1,0 +1,341 @@
+// Package syncer runs one sync cycle: it joins gitsrc (what is in git),
+// packager (what a chart version packages to) and publisher (what the
+// repository holds), decides what to publish and reports each chart's
+// outcome. One chart's failure never stops the others.
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"helm.sh/helm/v3/pkg/repo"
+
+	"github.com/chartsync/chartsync/internal/config"
+	"github.com/chartsync/chartsync/internal/gitsrc"
+	"github.com/chartsync/chartsync/internal/metrics"
+	"github.com/chartsync/chartsync/internal/packager"
+	"github.com/chartsync/chartsync/internal/publisher"
+	"github.com/chartsync/chartsync/internal/publisher/store"
+)
+
+// Outcome is what happened to one chart version in a cycle.
+type Outcome string
+
+const (
+	Published Outcome = "published" // stored and indexed by this cycle
+	Pending   Outcome = "pending"   // plan only: would be published
+	Skipped   Outcome = "skipped"   // already in the index
+	Failed    Outcome = "failed"    // see Reason and Err
+)
+
+// ChartResult is one chart directory's outcome.
+type ChartResult struct {
+	Repository string
+	Dir        string // relative to the git root; "" for a stored package
+	Name       string
+	Version    string
+	Outcome    Outcome
+	Reason     string // a metrics.Reason* class when Failed
+	Err        error
+	Warnings   []string
+}
+
+// RepoResult is one repository's state after the cycle.
+type RepoResult struct {
+	Name        string
+	Entries     int // chart versions in the index
+	GitCharts   int // distinct chart names found in git
+	GitVersions int // distinct (name, version) pairs found in git
+	Conflicts   int // directories in a (name, version) conflict
+	Repaired    []string
+	Missing     []string
+	Modified    []string
+	Err         error // the repository could not be processed at all
+}
+
+// Result is the outcome of one cycle.
+type Result struct {
+	Commit     string
+	CommitTime time.Time
+	Charts     []ChartResult
+	Repos      []RepoResult
+	Err        error // the cycle could not run (git, lock, ...)
+}
+
+// Failures lists the charts that failed.
+func (r *Result) Failures() []ChartResult {
+	var out []ChartResult
+	for _, c := range r.Charts {
+		if c.Outcome == Failed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// OK reports whether everything succeeded: the cycle ran, every
+// repository was processed, no chart failed and no stored package was
+// found modified.
+func (r *Result) OK() bool {
+	if r.Err != nil || len(r.Failures()) > 0 {
+		return false
+	}
+	for _, rr := range r.Repos {
+		if rr.Err != nil || len(rr.Modified) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Syncer runs cycles for one configuration.
+type Syncer struct {
+	cfg     *config.Config
+	stores  map[string]store.Store
+	auth    gitsrc.Auth
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	digests map[string]*publisher.DigestCache
+}
+
+// New opens the configured stores (without touching them) and returns a
+// Syncer. m may be nil.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+	auth, err := gitAuth(cfg.Git)
+	if err != nil {
+		return nil, err
+	}
+	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
+		digests: map[string]*publisher.DigestCache{}}
+	for name, sc := range cfg.Stores {
+		st, err := openStore(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", name, err)
+		}
+		if m != nil {
+			st = m.InstrumentStore(sc.Type, st)
+		}
+		s.stores[name] = st
+	}
+	for _, r := range cfg.Repositories {
+		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
+		if m != nil {
+			m.InitRepository(r.Name)
+		}
+	}
+	return s, nil
+}
+
+// Run runs one publishing cycle and records it in the metrics.
+func (s *Syncer) Run(ctx context.Context) *Result { return s.cycle(ctx, true) }
+
+// Plan works out what Run would do, packaging (and so checking) every new
+// chart version, and writes nothing to any store.
+func (s *Syncer) Plan(ctx context.Context) *Result { return s.cycle(ctx, false) }
+
+func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
+	start := time.Now()
+	if s.metrics != nil && publish {
+		s.metrics.CycleStarted(start)
+	}
+	res := &Result{}
+	tree, err := s.fetch(ctx)
+	if err != nil {
+		res.Err = err
+	} else {
+		res.Commit, res.CommitTime = tree.Commit, tree.Time
+		for _, r := range s.cfg.Repositories {
+			s.repository(ctx, tree.Root, r, publish, res)
+		}
+	}
+	if publish {
+		s.record(start, res)
+	}
+	return res
+}
+
+func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
+	start := time.Now()
+	tree, err := gitsrc.Sync(ctx, gitsrc.Options{
+		URL:    s.cfg.Git.URL,
+		Branch: s.cfg.Git.Branch,
+		Dir:    filepath.Join(s.cfg.StateDir, "git"),
+		Auth:   s.auth,
+	})
+	if s.metrics != nil {
+		s.metrics.GitFetchDuration.Observe(time.Since(start).Seconds())
+		if err != nil {
+			s.metrics.GitFetchFailures.Inc()
+		} else {
+			s.metrics.SetCommit(tree.Commit, tree.Time)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git: %w", err)
+	}
+	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
+	return tree, nil
+}
+
+// repository processes one [[repository]]: discover, decide, package,
+// publish.
+func (s *Syncer) repository(ctx context.Context, root string, r config.Repository, publish bool, res *Result) {
+	rr := RepoResult{Name: r.Name}
+	defer func() { res.Repos = append(res.Repos, rr) }()
+	add := func(c ChartResult) {
+		c.Repository = r.Name
+		res.Charts = append(res.Charts, c)
+	}
+
+	charts, errs := packager.Discover(root, r.Charts)
+	for _, e := range errs {
+		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
+	}
+	pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name]}, s.log)
+	idx, _, err := pub.Index(ctx)
+	if err != nil {
+		rr.Err = fmt.Errorf("repository %s: %w", r.Name, err)
+		return
+	}
+	for _, cvs := range idx.Entries {
+		rr.Entries += len(cvs)
+	}
+
+	// Decide: group directories by (name, version).
+	type nv struct{ name, version string }
+	dirs := map[nv][]packager.Chart{}
+	names := map[string]bool{}
+	for _, c := range charts {
+		k := nv{c.Metadata.Name, c.Metadata.Version}
+		dirs[k] = append(dirs[k], c)
+		names[k.name] = true
+	}
+	rr.GitCharts, rr.GitVersions = len(names), len(dirs)
+	var todo []packager.Chart
+	for k, cs := range dirs {
+		if len(cs) > 1 {
+			rr.Conflicts += len(cs)
+			for _, c := range cs {
+				add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
+					Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
+						k.name, k.version, c.Dir, len(cs), dirList(cs))})
+			}
+			continue
+		}
+		if hasVersion(idx.Entries[k.name], k.version) {
+			add(ChartResult{Dir: cs[0].Dir, Name: k.name, Version: k.version, Outcome: Skipped})
+			continue
+		}
+		todo = append(todo, cs[0])
+	}
+	sort.Slice(todo, func(i, j int) bool { return todo[i].Dir < todo[j].Dir })
+
+	built := s.build(ctx, root, todo, r)
+	var pkgs []publisher.Package
+	for i, c := range todo {
+		b := built[i]
+		cr := ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Pending}
+		if b.err != nil {
+			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonPackage, b.err
+			var pe *packager.Error
+			if errors.As(b.err, &pe) {
+				cr.Reason = string(pe.Reason)
+			}
+		} else {
+			cr.Warnings = b.pkg.Warnings
+			pkgs = append(pkgs, publisher.Package{Metadata: b.pkg.Metadata, Data: b.pkg.Data})
+		}
+		built[i].result = len(res.Charts)
+		add(cr)
+	}
+	if !publish {
+		return
+	}
+
+	rep, err := pub.Publish(ctx, pkgs)
+	rr.Entries = rep.Entries
+	rr.Repaired, rr.Missing, rr.Modified = rep.Repaired, rep.Missing, rep.Modified
+	published := map[string]bool{}
+	for _, f := range rep.Published {
+		published[f] = true
+	}
+	for i := range todo {
+		cr := &res.Charts[built[i].result]
+		if cr.Outcome != Pending {
+			continue
+		}
+		file := publisher.Filename(cr.Name, cr.Version)
+		switch {
+		case rep.Failed[file] != nil:
+			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonStore, fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, rep.Failed[file])
+		case published[file]:
+			cr.Outcome = Published
+		default:
+			cerr := err
+			if cerr == nil {
+				cerr = errors.New("not in the index after publishing")
+			}
+			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonStore, fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
+		}
+	}
+	if err != nil {
+		rr.Err = fmt.Errorf("repository %s: %w", r.Name, err)
+	}
+}
+
+type buildResult struct {
+	pkg    *packager.Package
+	err    error
+	result int // index of the chart's entry in Result.Charts
+}
+
+// build packages charts in parallel, one worker per core.
+func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []buildResult {
+	opts := packager.Options{Lint: packager.LintStrict}
+	if r.Lint == "warn" {
+		opts.Lint = packager.LintWarn
+	}
+	out := make([]buildResult, len(charts))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	var mu sync.Mutex
+	for i, c := range charts {
+		g.Go(func() error {
+			pkg, err := packager.Build(ctx, root, c, opts)
+			mu.Lock()
+			out[i] = buildResult{pkg: pkg, err: err}
+			mu.Unlock()
+			return nil
+		})
+	}
+	g.Wait()
+	return out
+}
+
+func hasVersion(cvs repo.ChartVersions, version string) bool {
+	for _, cv := range cvs {
+		if cv.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+func dirList(cs []packager.Chart) string {
+	s := ""
+	for i, c := range cs {
+		if i > 0 {
+			s += ", "
+		}
+		s += c.Dir
+	}
+	return s
+}
