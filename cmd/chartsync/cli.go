@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -137,13 +138,20 @@ func (o *options) logger() (*slog.Logger, error) {
 		return nil, &exitError{exitUsage, fmt.Errorf("--log-level %q: %w", o.logLevel, err)}
 	}
 	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch o.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(o.stderr, hopts)), nil
+		h = slog.NewTextHandler(o.stderr, hopts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(o.stderr, hopts)), nil
+		h = slog.NewJSONHandler(o.stderr, hopts)
+	default:
+		return nil, &exitError{exitUsage, fmt.Errorf("--log-format %q: must be text or json", o.logFormat)}
 	}
-	return nil, &exitError{exitUsage, fmt.Errorf("--log-format %q: must be text or json", o.logFormat)}
+	// The Helm SDK logs through the standard logger (for example each
+	// symlink it follows): keep those lines, as debug records.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slogWriter{slog.New(h)})
+	return slog.New(h), nil
 }
 
 // setup loads the config, builds the logger and the Syncer, and takes the
@@ -257,6 +265,14 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 	if res.Err != nil {
 		fmt.Fprintf(o.stdout, "FAILED cycle: %v\n", res.Err)
 	}
+}
+
+// slogWriter turns standard-logger lines into debug records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug(strings.TrimSpace(string(p)), "source", "helm")
+	return len(p), nil
 }
 
 // revision is the VCS revision the binary was built from, if known.

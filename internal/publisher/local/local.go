@@ -28,8 +28,8 @@ type Config struct {
 }
 
 // Store keeps objects as files below a directory. Create and Replace are
-// atomic between the goroutines of one process and, through link(2) and an
-// exclusive lock file, between processes on one host.
+// atomic between the processes of one host: Create through link(2),
+// Replace through flock(2) on the object's directory.
 type Store struct {
 	root string
 	mu   sync.Mutex // serialises Replace within the process
@@ -48,7 +48,8 @@ func New(_ context.Context, cfg Config) (*Store, error) {
 
 func (s *Store) String() string { return "file://" + s.root }
 
-// Atomic is true: link(2) refuses an existing name, and Replace holds a lock.
+// Atomic is true: link(2) refuses an existing name, and Replace holds a
+// lock, between all processes on the host (not across NFS clients).
 func (s *Store) Atomic() bool { return true }
 
 func (s *Store) file(key string) (string, error) {
@@ -127,8 +128,8 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 	return syncDir(filepath.Dir(name))
 }
 
-// Replace implements store.Store. A lock file next to the object makes the
-// compare and the rename one step for every process on the host.
+// Replace implements store.Store. A lock on the object's directory makes
+// the compare and the rename one step for every process on the host.
 func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -142,7 +143,7 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
-	unlock, err := lockFile(name + ".lock")
+	unlock, err := lockDir(filepath.Dir(name))
 	if err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
@@ -214,7 +215,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 const scratchPrefix = ".chartsync-tmp-"
 
 func isScratch(base string) bool {
-	return strings.HasPrefix(base, scratchPrefix) || strings.HasSuffix(base, ".lock")
+	return strings.HasPrefix(base, scratchPrefix)
 }
 
 func (s *Store) writeTemp(name string, data []byte) (string, error) {

@@ -5,9 +5,10 @@ import (
 	"syscall"
 )
 
-// lockFile takes an exclusive flock(2) on name, waiting for it.
-func lockFile(name string) (unlock func(), err error) {
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+// lockDir takes an exclusive flock(2) on a directory, waiting for it. Locking
+// the directory itself leaves no lock file in the served repository.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
