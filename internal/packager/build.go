@@ -20,9 +20,6 @@ import (
 	"helm.sh/helm/v3/pkg/lint/support"
 )
 
-// errDependency marks every dependency failure so that Build can classify it.
-var errDependency = errors.New("dependency")
-
 // Build loads, checks and packages the chart c found under root, the tree
 // root and symlink boundary. In order it:
 //
@@ -119,14 +116,11 @@ func Build(ctx context.Context, root string, c Chart, opts Options) (*Package, e
 
 // classify maps an error from the checks to its Reason.
 func classify(err error) Reason {
-	switch {
-	case errors.Is(err, errSymlink):
-		return ReasonSymlink
-	case errors.Is(err, errDependency):
-		return ReasonDependency
-	default:
-		return ReasonPackage
+	var re *reasonError
+	if errors.As(err, &re) {
+		return re.reason
 	}
+	return ReasonPackage
 }
 
 // resolveDeps makes sure every dependency ch declares is attached to it, the
@@ -139,7 +133,7 @@ func resolveDeps(ctx context.Context, t tree, ch *chart.Chart, dir string, stack
 	present := map[string]bool{}
 	for _, d := range ch.Dependencies() {
 		if present[d.Name()] {
-			return fmt.Errorf("%w: chart %q is vendored twice under charts/", errDependency, d.Name())
+			return failf(ReasonDependency, "dependency %q is vendored twice under charts/", d.Name())
 		}
 		present[d.Name()] = true
 	}
@@ -160,7 +154,7 @@ func resolveDeps(ctx context.Context, t tree, ch *chart.Chart, dir string, stack
 		present[d.Name] = true
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: missing %s: not vendored under charts/ and not a file:// repository", errDependency, strings.Join(missing, ", "))
+		return failf(ReasonDependency, "missing %s: not vendored under charts/ and not a file:// repository", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -179,17 +173,17 @@ func loadFileDep(ctx context.Context, t tree, dir string, d *chart.Dependency, s
 	}
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errDependency, describeDep(d), unwrapPath(err))
+		return nil, failf(ReasonDependency, "%s: %v", describeDep(d), unwrapPath(err))
 	}
 	if !within(t.rootReal, real) {
-		return nil, fmt.Errorf("%w: %s: path leaves the tree (resolves to %s)", errDependency, describeDep(d), real)
+		return nil, failf(ReasonDependency, "%s: path leaves the tree (resolves to %s)", describeDep(d), real)
 	}
 	if slices.Contains(stack, real) {
-		return nil, fmt.Errorf("%w: %s: dependency cycle through %s", errDependency, describeDep(d), t.show(real))
+		return nil, failf(ReasonDependency, "%s: dependency cycle through %s", describeDep(d), t.show(real))
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errDependency, describeDep(d), unwrapPath(err))
+		return nil, failf(ReasonDependency, "%s: %v", describeDep(d), unwrapPath(err))
 	}
 	var sub *chart.Chart
 	if fi.IsDir() {
@@ -201,19 +195,19 @@ func loadFileDep(ctx context.Context, t tree, dir string, d *chart.Dependency, s
 		sub, err = loader.LoadFile(p)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: load: %v", errDependency, describeDep(d), err)
+		return nil, failf(ReasonDependency, "%s: load: %v", describeDep(d), err)
 	}
 	if sub.Name() != d.Name {
-		return nil, fmt.Errorf("%w: %s: %s holds chart %q", errDependency, describeDep(d), t.show(real), sub.Name())
+		return nil, failf(ReasonDependency, "%s: %s holds chart %q", describeDep(d), t.show(real), sub.Name())
 	}
 	if d.Version != "" {
 		constraint, err := semver.NewConstraint(d.Version)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: invalid version constraint: %v", errDependency, describeDep(d), err)
+			return nil, failf(ReasonDependency, "%s: invalid version constraint: %v", describeDep(d), err)
 		}
 		v, err := semver.NewVersion(sub.Metadata.Version)
 		if err != nil || !constraint.Check(v) {
-			return nil, fmt.Errorf("%w: %s: found version %s, which does not satisfy it", errDependency, describeDep(d), sub.Metadata.Version)
+			return nil, failf(ReasonDependency, "%s: found version %s, which does not satisfy it", describeDep(d), sub.Metadata.Version)
 		}
 	}
 	if fi.IsDir() {

@@ -231,29 +231,49 @@ func parseChartfile(data []byte) (*chart.Metadata, Reason, error) {
 		md.APIVersion = chart.APIVersionV1 // as helm's loader does
 	}
 
+	// On failure, report only the name and version that are known good.
+	known := new(chart.Metadata)
 	name, ok := raw["name"].(string)
 	switch {
 	case raw["name"] == nil:
-		return md, ReasonChartfile, errors.New("invalid chart name: name is missing")
+		return known, ReasonChartfile, errors.New("invalid chart name: name is missing")
 	case !ok:
-		return md, ReasonChartfile, fmt.Errorf("invalid chart name: YAML reads %v as a %T, not a string; quote it", raw["name"], raw["name"])
+		return known, ReasonChartfile, fmt.Errorf("invalid chart name: YAML reads it as the %s %v, not a string; quote it", yamlKind(raw["name"]), raw["name"])
 	case !validName.MatchString(name) || strings.Contains(name, ".."):
-		return md, ReasonChartfile, fmt.Errorf("invalid chart name %q: must match %s and not contain \"..\"", name, validName)
+		return known, ReasonChartfile, fmt.Errorf("invalid chart name %q: must match %s and not contain \"..\"", name, validName)
 	}
+	known.Name = name
 
 	version, ok := raw["version"].(string)
 	switch {
 	case raw["version"] == nil:
-		return md, ReasonVersion, errors.New("invalid chart version: version is missing")
+		return known, ReasonVersion, errors.New("invalid chart version: version is missing")
 	case !ok:
-		return md, ReasonVersion, fmt.Errorf("invalid chart version: YAML reads %v as a %T, not a string; quote it", raw["version"], raw["version"])
+		return known, ReasonVersion, fmt.Errorf("invalid chart version: YAML reads it as the %s %v, not a string; quote it", yamlKind(raw["version"]), raw["version"])
 	}
+	known.Version = version
 	if _, err := semver.StrictNewVersion(version); err != nil {
-		return md, ReasonVersion, fmt.Errorf("invalid chart version %q: not strict semver: %w", version, err)
+		return known, ReasonVersion, fmt.Errorf("invalid chart version %q: not strict semver: %w", version, err)
 	}
 
 	if err := md.Validate(); err != nil {
-		return md, ReasonChartfile, fmt.Errorf("validate %s: %w", chartfileName, err)
+		return known, ReasonChartfile, fmt.Errorf("validate %s: %w", chartfileName, err)
 	}
 	return md, "", nil
+}
+
+// yamlKind names the kind of a value decoded from YAML, for messages.
+func yamlKind(v interface{}) string {
+	switch v.(type) {
+	case bool:
+		return "boolean"
+	case float64, int, int64:
+		return "number"
+	case []interface{}:
+		return "list"
+	case map[string]interface{}:
+		return "map"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
 }

@@ -10,8 +10,20 @@ import (
 	"slices"
 )
 
-// errSymlink marks every symlink failure so that Build can classify it.
-var errSymlink = errors.New("symlink")
+// reasonError carries the Reason of a failure found deep in a check up to
+// Build, which turns it into an *Error.
+type reasonError struct {
+	reason Reason
+	err    error
+}
+
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
+
+// failf returns an error of the given reason.
+func failf(reason Reason, format string, args ...any) error {
+	return &reasonError{reason: reason, err: fmt.Errorf(format, args...)}
+}
 
 // tree is a checked-out tree: root as given and rootReal, its absolute path
 // with symlinks resolved, which is the boundary every symlink must stay in.
@@ -47,14 +59,14 @@ func (t tree) show(p string) string {
 func (t tree) resolveLink(link string) (string, error) {
 	target, err := os.Readlink(link)
 	if err != nil {
-		return "", fmt.Errorf("%w: read link %s: %v", errSymlink, t.show(link), err)
+		return "", failf(ReasonSymlink, "symlink: read link %s: %v", t.show(link), err)
 	}
 	real, err := filepath.EvalSymlinks(link)
 	if err != nil {
-		return "", fmt.Errorf("%w %s -> %s does not resolve: %v", errSymlink, t.show(link), target, unwrapPath(err))
+		return "", failf(ReasonSymlink, "symlink %s -> %s does not resolve: %v", t.show(link), target, unwrapPath(err))
 	}
 	if !within(t.rootReal, real) {
-		return "", fmt.Errorf("%w %s -> %s leaves the tree (resolves to %s)", errSymlink, t.show(link), target, real)
+		return "", failf(ReasonSymlink, "symlink %s -> %s leaves the tree (resolves to %s)", t.show(link), target, real)
 	}
 	return real, nil
 }
@@ -77,10 +89,10 @@ func unwrapPath(err error) error {
 func (t tree) checkDir(ctx context.Context, dir string) error {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return fmt.Errorf("%w: resolve %s: %v", errSymlink, t.show(dir), unwrapPath(err))
+		return failf(ReasonSymlink, "symlink: resolve %s: %v", t.show(dir), unwrapPath(err))
 	}
 	if !within(t.rootReal, real) {
-		return fmt.Errorf("%w: %s leaves the tree (resolves to %s)", errSymlink, t.show(dir), real)
+		return failf(ReasonSymlink, "symlink: %s leaves the tree (resolves to %s)", t.show(dir), real)
 	}
 	return t.walk(ctx, dir, []string{real})
 }
@@ -105,14 +117,14 @@ func (t tree) walk(ctx context.Context, dir string, stack []string) error {
 			}
 			fi, err := os.Stat(real)
 			if err != nil {
-				return fmt.Errorf("%w: stat %s: %v", errSymlink, t.show(p), unwrapPath(err))
+				return failf(ReasonSymlink, "symlink: stat %s: %v", t.show(p), unwrapPath(err))
 			}
 			if !fi.IsDir() {
 				continue
 			}
 			if slices.Contains(stack, real) {
 				target, _ := os.Readlink(p)
-				return fmt.Errorf("%w %s -> %s loops back to %s", errSymlink, t.show(p), target, t.show(real))
+				return failf(ReasonSymlink, "symlink %s -> %s loops back to %s", t.show(p), target, t.show(real))
 			}
 			if err := t.walk(ctx, p, append(stack, real)); err != nil {
 				return err
