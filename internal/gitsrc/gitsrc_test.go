@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ func syncOK(t *testing.T, opts Options) *Tree {
 }
 
 func TestSyncClone(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	tests := []struct {
 		name string
@@ -55,6 +57,7 @@ func TestSyncClone(t *testing.T) {
 }
 
 func TestSyncSymlinksAndModes(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	dir := filepath.Join(t.TempDir(), "co")
 	syncOK(t, Options{URL: u.dir, Branch: "master", Dir: dir})
@@ -95,6 +98,7 @@ func TestSyncSymlinksAndModes(t *testing.T) {
 }
 
 func TestSyncFollowsUpstream(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
@@ -139,6 +143,7 @@ func TestSyncFollowsUpstream(t *testing.T) {
 }
 
 func TestSyncResetsDirtyCheckout(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
@@ -188,6 +193,7 @@ func TestSyncResetsDirtyCheckout(t *testing.T) {
 }
 
 func TestSyncFollowsForcePush(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	base := u.head("master")
 	u.write("charts/a/Chart.yaml", "name: a\nversion: 2.0.0\n", 0o644)
@@ -210,6 +216,7 @@ func TestSyncFollowsForcePush(t *testing.T) {
 }
 
 func TestSyncReclones(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, dir string) // damage a good checkout of u
@@ -272,6 +279,7 @@ func TestSyncReclones(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			dir := filepath.Join(t.TempDir(), "co")
 			syncOK(t, Options{URL: u.dir, Branch: "master", Dir: dir})
 			if tt.damage != nil {
@@ -289,6 +297,12 @@ func TestSyncReclones(t *testing.T) {
 			}
 			tree := syncOK(t, opts)
 			assertCheckout(t, tree, dir, wantRepo, want)
+			if tt.other {
+				// Re-cloned, not fetched into: the old history is gone.
+				if err := exec.Command(gitBin(t), "-C", dir, "cat-file", "-e", u.head("master")+"^{commit}").Run(); err == nil {
+					t.Errorf("commit of the old URL still in the checkout's object store")
+				}
+			}
 			if tt.br != "" {
 				if b := runGit(t, dir, "symbolic-ref", "HEAD"); b != "refs/heads/"+tt.br {
 					t.Errorf("HEAD = %s, want refs/heads/%s", b, tt.br)
@@ -302,6 +316,7 @@ func TestSyncReclones(t *testing.T) {
 }
 
 func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		damage  func(t *testing.T, u *upstream) (restore func())
@@ -329,6 +344,7 @@ func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			u := baseUpstream(t)
 			dir := filepath.Join(t.TempDir(), "co")
 			opts := Options{URL: u.dir, Branch: "master", Dir: dir}
@@ -351,6 +367,7 @@ func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
 }
 
 func TestSyncFirstCloneFailure(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "co")
 	_, err := Sync(context.Background(), Options{URL: filepath.Join(t.TempDir(), "missing"), Branch: "master", Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "fetch origin master: ") {
@@ -367,6 +384,7 @@ func TestSyncFirstCloneFailure(t *testing.T) {
 // A local repository that opens fine but cannot be fetched into (here: an
 // unreadable packed-refs file) while the remote answers is re-cloned.
 func TestSyncRecoversFromBrokenFetch(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
@@ -388,6 +406,7 @@ func TestSyncRecoversFromBrokenFetch(t *testing.T) {
 }
 
 func TestSyncCancelled(t *testing.T) {
+	t.Parallel()
 	u := baseUpstream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -429,6 +448,7 @@ func TestSyncCancelled(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		opts    Options
