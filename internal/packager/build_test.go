@@ -299,3 +299,19 @@ func TestBuildRejectsChangedChart(t *testing.T) {
 		t.Fatalf("Build of a malformed chart = %v, want ReasonChartfile", err)
 	}
 }
+
+func TestBuildRootChart(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, chartFiles(".", "top", "1.0.0", ""))
+	charts, errs := Discover(root, []string{"."})
+	if len(errs) > 0 || len(charts) != 1 || charts[0].Dir != "." {
+		t.Fatalf("Discover = %v, %v", charts, errs)
+	}
+	pkg, err := Build(context.Background(), root, charts[0], Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Filename() != "top-1.0.0.tgz" {
+		t.Errorf("Filename() = %q", pkg.Filename())
+	}
+}
