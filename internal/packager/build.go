@@ -35,8 +35,20 @@ import (
 //   - writes the reproducible .tgz and runs helm's linter on exactly those
 //     bytes, unpacked (ReasonLint, unless opts.Lint is LintWarn).
 //
-// Every chart failure is an *Error. If ctx is done Build returns ctx.Err()
-// itself, not an *Error: a cancelled build says nothing about the chart.
+// A vendored dependency wins over a file:// one of the same name, and is
+// taken as it is (its version is not checked against the constraint, as
+// helm does not). The package's bytes depend only on the chart's content as
+// helm's loader reads it: not on file times, modes, owners, the checkout
+// path, the clock or the machine (for one build of chartsync: gzip output
+// may change between Go releases). Package.Warnings holds helm's
+// warning-severity lint messages, and in LintWarn mode its error-severity
+// ones too. Lint runs offline except for what the chart asks for: a
+// values.schema.json that $refs an http(s) URL is fetched by helm.
+//
+// Every chart failure is an *Error. ctx is checked between steps and during
+// the symlink walk; loading and linting one chart are not interrupted. If
+// ctx is done Build returns ctx.Err() itself, not an *Error: a cancelled
+// build says nothing about the chart. Build keeps no state between calls.
 func Build(ctx context.Context, root string, c Chart, opts Options) (*Package, error) {
 	e := &Error{Dir: c.Dir}
 	if c.Metadata != nil {

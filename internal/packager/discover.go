@@ -51,6 +51,10 @@ func Discover(root string, globs []string) ([]Chart, []*Error) {
 			errs = append(errs, &Error{Dir: g, Reason: ReasonPackage, Err: fmt.Errorf("check glob %q: %w", g, err)})
 			continue
 		}
+		if !filepath.IsLocal(filepath.FromSlash(g)) {
+			errs = append(errs, &Error{Dir: g, Reason: ReasonPackage, Err: fmt.Errorf("check glob %q: not relative to the tree root", g)})
+			continue
+		}
 		if g == "." {
 			patterns = append(patterns, nil)
 			continue
@@ -83,7 +87,7 @@ func Discover(root string, globs []string) ([]Chart, []*Error) {
 		dir := filepath.Join(append([]string{root}, rel...)...)
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			errs = append(errs, &Error{Dir: slashDir(rel), Reason: ReasonPackage, Err: fmt.Errorf("read directory: %w", err)})
+			errs = append(errs, &Error{Dir: slashDir(rel), Reason: ReasonPackage, Err: fmt.Errorf("read directory: %w", unwrapPath(err))})
 			return
 		}
 		for _, e := range entries {

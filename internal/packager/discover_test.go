@@ -103,9 +103,9 @@ func TestDiscover(t *testing.T) {
 		{
 			name:     "bad glob",
 			files:    chartFiles("charts/a", "a", "1.0.0", ""),
-			globs:    []string{"charts/[", "charts/*"},
+			globs:    []string{"charts/[", "/charts/*", "../x/*", "charts/*"},
 			wantDirs: []string{"charts/a"},
-			wantErrs: map[string]Reason{"charts/[": ReasonPackage},
+			wantErrs: map[string]Reason{"charts/[": ReasonPackage, "/charts/*": ReasonPackage, "../x/*": ReasonPackage},
 		},
 		{
 			name:     "root chart only with glob \".\"",
