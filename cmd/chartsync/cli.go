@@ -32,7 +32,6 @@ const (
 	exitOK      = 0
 	exitFailed  = 1 // a chart failed, or the cycle could not run
 	exitUsage   = 2 // bad flags or an invalid configuration
-	lockTimeout = 30 * time.Second
 )
 
 // exitError carries an exit status through cobra.
@@ -48,6 +47,7 @@ type options struct {
 	logFormat  string
 	logLevel   string
 	once       bool
+	lockWait   time.Duration
 	stdout     io.Writer
 	stderr     io.Writer
 }
@@ -85,6 +85,7 @@ func newRootCmd(o *options) *cobra.Command {
 	pf.StringVar(&o.configFile, "config", config.Default, "configuration file")
 	pf.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.DurationVar(&o.lockWait, "lock-wait", 30*time.Second, "how long to wait for another chartsync using the same state_dir")
 
 	runCmd := &cobra.Command{
 		Use:   "run",
@@ -169,7 +170,7 @@ func (o *options) setup(ctx context.Context, m *metrics.Metrics) (*config.Config
 	if err != nil {
 		return nil, nil, nil, nil, &exitError{exitFailed, err}
 	}
-	unlock, err := syncer.Lock(ctx, cfg.StateDir, lockTimeout)
+	unlock, err := syncer.Lock(ctx, cfg.StateDir, o.lockWait)
 	if err != nil {
 		return nil, nil, nil, nil, &exitError{exitFailed, err}
 	}

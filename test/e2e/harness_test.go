@@ -1,0 +1,242 @@
+// Package e2e drives the built chartsync binary the way operators run it:
+// against git repositories made in t.TempDir(), real stores, and the real
+// helm CLI as the consumer.
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
+)
+
+var binary string // the chartsync binary under test
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "chartsync-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "chartsync")
+	build := exec.Command("go", "build", "-o", binary, "github.com/chartsync/chartsync/cmd/chartsync")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build chartsync:", err)
+		os.Exit(1)
+	}
+	code := testenv.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gitRepo is an upstream repository of charts.
+type gitRepo struct {
+	t   *testing.T
+	dir string
+}
+
+func newGitRepo(t *testing.T) *gitRepo {
+	t.Helper()
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git("init", "-q", "-b", "main")
+	return r
+}
+
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = r.dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org",
+		"GIT_CONFIG_NOSYSTEM=1", "HOME="+r.dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// write creates files (path -> content) relative to the repo root. A
+// content starting with "-> " makes a symlink to the rest.
+func (r *gitRepo) write(files map[string]string) {
+	r.t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		os.Remove(p)
+		var err error
+		if target, ok := strings.CutPrefix(content, "-> "); ok {
+			err = os.Symlink(target, p)
+		} else {
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+func (r *gitRepo) commit(msg string) string {
+	r.t.Helper()
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", msg)
+	return r.git("rev-parse", "HEAD")
+}
+
+// chart returns the files of a small valid chart in dir.
+func chart(dir, name, version string, extra ...string) map[string]string {
+	files := map[string]string{
+		dir + "/Chart.yaml":  fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: test chart %s\n%s", name, version, name, strings.Join(extra, "\n")),
+		dir + "/values.yaml": "replicas: 1\n",
+		dir + "/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-" + name +
+			"\ndata:\n  replicas: {{ .Values.replicas | quote }}\n",
+	}
+	return files
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// site is one chartsync installation: a state dir and a config.
+type site struct {
+	t        *testing.T
+	config   string
+	stateDir string
+}
+
+// newLocalSite configures chartsync to publish repo's charts/* to a local
+// directory, returned as the second value. extra is appended to the config.
+func newLocalSite(t *testing.T, repo *gitRepo, extra string) (*site, string) {
+	t.Helper()
+	store := filepath.Join(t.TempDir(), "repo")
+	return newSite(t, repo, fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), extra), store
+}
+
+func newSite(t *testing.T, repo *gitRepo, storeTOML, extra string) *site {
+	t.Helper()
+	dir := t.TempDir()
+	s := &site{t: t, config: filepath.Join(dir, "chartsync.toml"), stateDir: filepath.Join(dir, "state")}
+	cfg := fmt.Sprintf(`state_dir = %q
+[git]
+url = %q
+branch = "main"
+[[repository]]
+name = "stable"
+charts = ["charts/*"]
+store = "main"
+%s
+%s`, s.stateDir, repo.dir, extra, storeTOML)
+	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// run runs chartsync with args and the site's config; it returns the exit
+// status and the combined output.
+func (s *site) run(args ...string) (int, string) {
+	s.t.Helper()
+	return runCmd(s.t, exec.Command(binary, append(args, "--config", s.config)...))
+}
+
+func runCmd(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	return 0, out.String()
+}
+
+func (s *site) mustRun(args ...string) string {
+	s.t.Helper()
+	code, out := s.run(args...)
+	if code != 0 {
+		s.t.Fatalf("chartsync %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// helm runs the real helm CLI with its own config, cache and data homes.
+type helm struct {
+	t    *testing.T
+	bin  string
+	home string
+}
+
+func newHelm(t *testing.T) *helm {
+	return &helm{t: t, bin: testenv.Helm(t), home: t.TempDir()}
+}
+
+func (h *helm) run(args ...string) string {
+	h.t.Helper()
+	cmd := exec.Command(h.bin, args...)
+	cmd.Env = append(os.Environ(),
+		"HELM_CONFIG_HOME="+filepath.Join(h.home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(h.home, "cache"),
+		"HELM_DATA_HOME="+filepath.Join(h.home, "data"))
+	code, out := runCmd(h.t, cmd)
+	if code != 0 {
+		h.t.Fatalf("helm %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// serveDir serves a directory over HTTP as a chart repository.
+func serveDir(t *testing.T, dir string) string {
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// snapshot maps every file below dir to the sha256 of its bytes and its
+// modification time, to prove that nothing was written.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		m[p] = fmt.Sprintf("%s %d", sha(b), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
