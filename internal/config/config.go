@@ -146,7 +146,7 @@ func parse(b []byte, dir string) (*Config, error) {
 	if un := md.Undecoded(); len(un) > 0 {
 		keys := make([]string, len(un))
 		for i, k := range un {
-			keys[i] = k.String()
+			keys[i] = k.String() + lineOf(b, k[len(k)-1])
 		}
 		return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
 	}
@@ -292,6 +292,18 @@ func (s Store) validate() error {
 		return fmt.Errorf("type %q: must be local, s3 or swift", s.Type)
 	}
 	return nil
+}
+
+// lineOf returns " (line N)" for the first line that assigns key, or "".
+// The TOML decoder does not report where an undecoded key was.
+func lineOf(b []byte, key string) string {
+	re := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
+	for i, l := range strings.Split(string(b), "\n") {
+		if re.MatchString(l) {
+			return fmt.Sprintf(" (line %d)", i+1)
+		}
+	}
+	return ""
 }
 
 // isLocalPath reports whether a git URL is a plain path rather than a URL

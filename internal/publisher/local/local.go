@@ -89,6 +89,9 @@ func read(name string) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, "", fs.ErrNotExist // a directory of keys is not an object
+	}
 	b, err := io.ReadAll(f)
 	return b, version(fi), err
 }
