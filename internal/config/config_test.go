@@ -96,3 +96,10 @@ func TestGitURLKinds(t *testing.T) {
 		}
 	}
 }
+
+// The documented example is a valid configuration.
+func TestExampleIsValid(t *testing.T) {
+	if _, err := Load("../../chartsync.toml.example"); err != nil {
+		t.Fatal(err)
+	}
+}
