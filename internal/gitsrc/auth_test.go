@@ -232,11 +232,13 @@ func TestSyncOverHTTP(t *testing.T) {
 	opts := Options{URL: url, Branch: "master", Dir: dir, Auth: Auth{Token: "s3cret-token"}}
 	tree := syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, u.head("master"))
+	gd := gitDir(t, dir)
 
 	u.write("new.txt", "x", 0o644)
 	want := u.commit("new")
 	tree = syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, want)
+	assertNotRecloned(t, gd, dir)
 	assertNoSecretOnDisk(t, dir, "s3cret-token")
 
 	bad := opts
@@ -306,11 +308,13 @@ func TestSyncOverSSH(t *testing.T) {
 	opts := Options{URL: url, Branch: "master", Dir: dir, Auth: Auth{SSHKeyFile: keyFile, KnownHostsFile: knownHosts}}
 	tree := syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, u.head("master"))
+	gd := gitDir(t, dir)
 
 	u.write("new.txt", "x", 0o644)
 	want := u.commit("new")
 	tree = syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, want)
+	assertNotRecloned(t, gd, dir)
 
 	t.Run("unknown host key", func(t *testing.T) {
 		bad := opts

@@ -156,7 +156,7 @@ func refSpec(branch string) config.RefSpec {
 func openRepo(dir string, branch string, create bool) (*git.Repository, error) {
 	st := filesystem.NewStorage(osfs.New(filepath.Join(dir, git.GitDirName), osfs.WithBoundOS()),
 		cache.NewObjectLRUDefault())
-	wt := osfs.New(dir, osfs.WithBoundOS())
+	wt := newWorktreeFS(dir)
 	if create {
 		return git.InitWithOptions(st, wt, git.InitOptions{
 			DefaultBranch: plumbing.NewBranchReferenceName(branch),

@@ -103,6 +103,7 @@ func TestSyncFollowsUpstream(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 	first := syncOK(t, opts)
+	gd := gitDir(t, dir)
 
 	// No upstream change: same commit, files not rewritten.
 	marker := filepath.Join(dir, "README.md")
@@ -131,9 +132,11 @@ func TestSyncFollowsUpstream(t *testing.T) {
 	u.symlink("bin/tool.sh", "readme-link")
 	u.remove("bin/tool.sh")
 	u.write("bin/tool.sh", "#!/bin/sh\necho bye\n", 0o644)
+	u.remove("abs-link") // a symlink to a file outside the tree
 	second := u.commit("second")
 	tree := syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, second)
+	assertNotRecloned(t, gd, dir)
 	if !tree.Time.After(first.Time) {
 		t.Errorf("Tree.Time %v not after first %v", tree.Time, first.Time)
 	}
@@ -149,6 +152,7 @@ func TestSyncResetsDirtyCheckout(t *testing.T) {
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 	syncOK(t, opts)
 	want := u.head("master")
+	gd := gitDir(t, dir)
 
 	write := func(name, content string) {
 		t.Helper()
@@ -190,6 +194,7 @@ func TestSyncResetsDirtyCheckout(t *testing.T) {
 
 	tree := syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, want)
+	assertNotRecloned(t, gd, dir)
 }
 
 func TestSyncFollowsForcePush(t *testing.T) {
@@ -201,6 +206,7 @@ func TestSyncFollowsForcePush(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 	syncOK(t, opts)
+	gd := gitDir(t, dir)
 
 	// Rewrite history: drop the last commit and commit something else.
 	runGit(t, u.dir, "reset", "-q", "--hard", base)
@@ -213,6 +219,7 @@ func TestSyncFollowsForcePush(t *testing.T) {
 	runGit(t, u.dir, "reset", "-q", "--hard", base)
 	tree = syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, base)
+	assertNotRecloned(t, gd, dir)
 }
 
 func TestSyncReclones(t *testing.T) {
@@ -309,8 +316,10 @@ func TestSyncReclones(t *testing.T) {
 				}
 			}
 			// And the checkout is healthy: the next Sync is a plain fetch.
+			gd := gitDir(t, dir)
 			tree = syncOK(t, opts)
 			assertCheckout(t, tree, dir, wantRepo, want)
+			assertNotRecloned(t, gd, dir)
 		})
 	}
 }
@@ -349,6 +358,7 @@ func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "co")
 			opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 			old := syncOK(t, opts)
+			gd := gitDir(t, dir)
 			u.write("new.txt", "x", 0o644)
 			u.commit("new")
 
@@ -362,6 +372,7 @@ func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
 
 			tree := syncOK(t, opts)
 			assertCheckout(t, tree, dir, u.dir, u.head("master"))
+			assertNotRecloned(t, gd, dir)
 		})
 	}
 }
@@ -397,12 +408,14 @@ func TestSyncRecoversFromBrokenFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeRepo(repo)
+	gd := gitDir(t, dir)
 	mustWrite(t, filepath.Join(dir, ".git/packed-refs"), "this is not a packed-refs file\n")
 	if _, err := fetch(context.Background(), repo, "master", nil); err == nil {
 		t.Fatal("fetch with broken packed-refs succeeded; the test no longer exercises the re-clone path")
 	}
 	tree := syncOK(t, opts)
 	assertCheckout(t, tree, dir, u.dir, want)
+	assertRecloned(t, gd, dir)
 }
 
 func TestSyncCancelled(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 // gitBin returns the git binary or fails the test: go-git needs it for local
 // and file:// URLs, and the tests build upstream repositories with it.
-func gitBin(t *testing.T) string {
+func gitBin(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("git")
 	if err != nil {
@@ -25,12 +25,12 @@ func gitBin(t *testing.T) string {
 }
 
 // runGit runs git in dir with an isolated configuration and returns stdout.
-func runGit(t *testing.T, dir string, args ...string) string {
+func runGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	return runGitEnv(t, dir, nil, args...)
 }
 
-func runGitEnv(t *testing.T, dir string, env []string, args ...string) string {
+func runGitEnv(t testing.TB, dir string, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(gitBin(t), args...)
 	cmd.Dir = dir
@@ -53,12 +53,12 @@ func runGitEnv(t *testing.T, dir string, env []string, args ...string) string {
 // upstream is a non-bare repository made with the git CLI, standing in for
 // the remote.
 type upstream struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 	n   int // commits made, to give each a distinct committer time
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{t: t, dir: t.TempDir()}
 	runGit(t, u.dir, "init", "-q", "-b", "master")
@@ -119,7 +119,7 @@ func (u *upstream) head(branch string) string {
 
 // base makes an upstream with one commit holding a regular file, an
 // executable, a nested directory, a .gitignore and symlinks.
-func baseUpstream(t *testing.T) *upstream {
+func baseUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := newUpstream(t)
 	u.write("README.md", "hello\n", 0o644)
@@ -140,7 +140,7 @@ type entry struct {
 }
 
 // commitTree lists what commit holds, as git ls-tree sees it.
-func commitTree(t *testing.T, repoDir, commit string) map[string]entry {
+func commitTree(t testing.TB, repoDir, commit string) map[string]entry {
 	t.Helper()
 	out := runGit(t, repoDir, "ls-tree", "-r", "-z", commit)
 	m := map[string]entry{}
@@ -166,7 +166,7 @@ func blobHash(b []byte) string {
 }
 
 // workTree lists what is on disk under root, outside .git.
-func workTree(t *testing.T, root string) map[string]entry {
+func workTree(t testing.TB, root string) map[string]entry {
 	t.Helper()
 	m := map[string]entry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -217,7 +217,7 @@ func workTree(t *testing.T, root string) map[string]entry {
 // the files of that commit (content, mode, symlink targets), no empty
 // directories are left over, and the real git CLI agrees the checkout is
 // clean and at commit.
-func assertCheckout(t *testing.T, tree *Tree, root, repoDir, commit string) {
+func assertCheckout(t testing.TB, tree *Tree, root, repoDir, commit string) {
 	t.Helper()
 	if tree != nil {
 		if tree.Commit != commit {
@@ -255,7 +255,7 @@ func assertCheckout(t *testing.T, tree *Tree, root, repoDir, commit string) {
 	}
 }
 
-func assertNoEmptyDirs(t *testing.T, root string) {
+func assertNoEmptyDirs(t testing.TB, root string) {
 	t.Helper()
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -269,4 +269,30 @@ func assertNoEmptyDirs(t *testing.T, root string) {
 		}
 		return nil
 	})
+}
+
+// gitDir identifies the checkout's .git directory on disk. A re-clone
+// replaces it, so comparing identities tells a fetch-and-reset from a
+// re-clone (the fallback that would otherwise hide a failed reset).
+func gitDir(t testing.TB, dir string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(dir, ".git"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
+}
+
+func assertNotRecloned(t testing.TB, before os.FileInfo, dir string) {
+	t.Helper()
+	if !os.SameFile(before, gitDir(t, dir)) {
+		t.Errorf("Sync re-cloned %s; want a fetch and reset of the existing checkout", dir)
+	}
+}
+
+func assertRecloned(t testing.TB, before os.FileInfo, dir string) {
+	t.Helper()
+	if os.SameFile(before, gitDir(t, dir)) {
+		t.Errorf("Sync kept the .git of %s; want a re-clone", dir)
+	}
 }
