@@ -78,11 +78,14 @@ type Tree struct {
 //
 // If the fetch fails, the previous checkout is left as it was and the error
 // says what failed, e.g. "fetch origin master: repository not found". If the
-// remote still answers but the local repository cannot be updated, Sync
-// re-clones instead. A failed clone leaves any previous Dir untouched.
+// fetch fails while the remote still lists the branch (probed with a second
+// connection), the local repository is taken to be broken and Sync re-clones.
+// A reset that does not leave the work tree clean also ends in a re-clone. A
+// failed clone leaves any previous Dir untouched.
 //
 // Sync honours ctx: cancelling it aborts the network transfer and Sync returns
-// an error wrapping ctx.Err(). Local and file:// URLs need the git binary
+// an error wrapping ctx.Err(); the local reset that follows a completed fetch
+// runs to its end. Local and file:// URLs need the git binary
 // (git-upload-pack) on PATH; go-git runs it as the server side. Sync is not
 // safe for concurrent use on one Dir.
 func Sync(ctx context.Context, opts Options) (*Tree, error) {
@@ -403,12 +406,12 @@ func clean(repo *git.Repository, root string) error {
 }
 
 func summarize(st git.Status) string {
-	const max = 5
+	const limit = 5
 	var b strings.Builder
 	n := 0
 	for path, s := range st {
-		if n == max {
-			fmt.Fprintf(&b, " and %d more", len(st)-max)
+		if n == limit {
+			fmt.Fprintf(&b, " and %d more", len(st)-limit)
 			break
 		}
 		if n > 0 {
