@@ -29,9 +29,9 @@ var version = "dev"
 
 // Exit statuses.
 const (
-	exitOK      = 0
-	exitFailed  = 1 // a chart failed, or the cycle could not run
-	exitUsage   = 2 // bad flags or an invalid configuration
+	exitOK     = 0
+	exitFailed = 1 // a chart failed, or the cycle could not run
+	exitUsage  = 2 // bad flags or an invalid configuration
 )
 
 // exitError carries an exit status through cobra.
