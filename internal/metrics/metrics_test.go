@@ -538,3 +538,73 @@ func moduleRoot(t *testing.T) string {
 		dir = parent
 	}
 }
+
+func TestRestoreTextfile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "chartsync.prom")
+
+	// No file yet: nothing to restore, no error.
+	m1, reg1 := newTest(t)
+	if err := m1.RestoreTextfile(path); err != nil {
+		t.Fatalf("restore from a missing file: %v", err)
+	}
+	// Run 1 succeeds and publishes two charts.
+	m1.InitRepository("stable")
+	s1 := m1.InstrumentStore("local", newMemStore())
+	if err := s1.Create(context.Background(), "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	m1.ChartsPublished.WithLabelValues("stable").Add(2)
+	m1.GitFetchFailures.Inc()
+	start := time.Unix(1700000000, 0)
+	m1.CycleEnded(start, start.Add(time.Second), ResultSuccess)
+	if err := WriteTextfile(path, reg1); err != nil {
+		t.Fatal(err)
+	}
+
+	// Run 2 fails as a whole: the counters go on, last success is kept.
+	m2, reg2 := newTest(t)
+	if err := m2.RestoreTextfile(path); err != nil {
+		t.Fatal(err)
+	}
+	m2.InitRepository("stable")
+	m2.InstrumentStore("local", newMemStore())
+	m2.CycleEnded(start.Add(time.Minute), start.Add(61*time.Second), ResultError)
+	if err := WriteTextfile(path, reg2); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"last success kept", m2.LastSuccess, 1700000001},
+		{"success cycles", m2.CyclesTotal.WithLabelValues(ResultSuccess), 1},
+		{"error cycles", m2.CyclesTotal.WithLabelValues(ResultError), 1},
+		{"published", m2.ChartsPublished.WithLabelValues("stable"), 2},
+		{"store creates", m2.StoreOperations.WithLabelValues("local", OpCreate), 1},
+		{"git fetch failures", m2.GitFetchFailures, 1},
+		{"failed lint (zero stays zero)", m2.ChartsFailed.WithLabelValues("stable", ReasonLint), 0},
+	}
+	for _, tt := range tests {
+		if got := testutil.ToFloat64(tt.c); got != tt.want {
+			t.Errorf("%s = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// Histograms start afresh.
+	if n := testutil.CollectAndCount(m2.CycleDuration); n != 1 {
+		t.Fatalf("cycle duration series = %d", n)
+	}
+
+	// A file that does not parse restores nothing.
+	if err := os.WriteFile(path, []byte("chartsync_cycles_total{ 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m3, _ := newTest(t)
+	if err := m3.RestoreTextfile(path); err == nil {
+		t.Error("restore from a corrupt file: no error")
+	}
+	if got := testutil.ToFloat64(m3.CyclesTotal.WithLabelValues(ResultSuccess)); got != 0 {
+		t.Errorf("corrupt file restored success cycles = %v", got)
+	}
+}

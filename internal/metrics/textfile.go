@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // WriteTextfile gathers g and writes the text exposition format to path for
@@ -66,6 +68,83 @@ func WriteTextfile(path string, g prometheus.Gatherer) (err error) {
 		return fmt.Errorf("sync textfile directory: %w", err)
 	}
 	return errors.Join(wrapErr("sync textfile directory", d.Sync()), d.Close())
+}
+
+// RestoreTextfile carries state over from the textfile an earlier one-shot
+// run wrote to path, so that a series of runs (chartsync run --once from a
+// systemd timer) looks to Prometheus like one long-running process: every
+// chartsync counter continues from its previous value, so rate() and
+// increase() work, and chartsync_last_success_timestamp_seconds keeps the
+// previous success until this run has one of its own. Histograms and the
+// other gauges start afresh. Call it right after New, before the cycle.
+//
+// A missing file is not an error (the first run). A file that does not parse
+// returns an error and restores nothing; series whose labels no longer
+// match a metric are ignored.
+func (m *Metrics) RestoreTextfile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore metrics: %w", err)
+	}
+	defer f.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bufio.NewReader(f))
+	if err != nil {
+		return fmt.Errorf("restore metrics from %s: %w", path, err)
+	}
+	vecs := map[string]*prometheus.CounterVec{
+		"chartsync_cycles_total":           m.CyclesTotal,
+		"chartsync_charts_published_total": m.ChartsPublished,
+		"chartsync_charts_failed_total":    m.ChartsFailed,
+		"chartsync_charts_skipped_total":   m.ChartsSkipped,
+		"chartsync_index_repairs_total":    m.IndexRepairs,
+		"chartsync_store_operations_total": m.StoreOperations,
+		"chartsync_store_errors_total":     m.StoreErrors,
+		"chartsync_config_reloads_total":   m.ConfigReloads,
+	}
+	plain := map[string]prometheus.Counter{
+		"chartsync_cycles_skipped_total":     m.CyclesSkipped,
+		"chartsync_git_fetch_failures_total": m.GitFetchFailures,
+	}
+	for name, mf := range fams {
+		for _, s := range mf.GetMetric() {
+			var v float64
+			switch {
+			case s.GetCounter() != nil:
+				v = s.GetCounter().GetValue()
+			case s.GetGauge() != nil:
+				v = s.GetGauge().GetValue()
+			case s.GetUntyped() != nil:
+				v = s.GetUntyped().GetValue()
+			}
+			if !(v > 0) || math.IsInf(v, 0) {
+				continue
+			}
+			if name == "chartsync_last_success_timestamp_seconds" {
+				m.LastSuccess.Set(v)
+				continue
+			}
+			if c, ok := plain[name]; ok && len(s.GetLabel()) == 0 {
+				c.Add(v)
+				continue
+			}
+			vec, ok := vecs[name]
+			if !ok {
+				continue
+			}
+			labels := prometheus.Labels{}
+			for _, lp := range s.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if c, err := vec.GetMetricWith(labels); err == nil {
+				c.Add(v)
+			}
+		}
+	}
+	return nil
 }
 
 func wrapErr(verb string, err error) error {
