@@ -3,12 +3,9 @@ package s3
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,92 +113,20 @@ func TestMissingBucketIsNotErrNotExist(t *testing.T) {
 	}
 }
 
-// faultProxy forwards requests to an S3 server and injects faults into the
-// PUT requests chosen by fault (n counts PUTs from 1).
-type faultProxy struct {
-	target *url.URL
-	fault  func(n int) fault
-
-	mu   sync.Mutex
-	puts int
-}
-
-type fault int
-
-const (
-	pass      fault = iota
-	cutBefore       // close the connection without forwarding the request
-	cutAfter        // forward the request, then close the connection without answering
-	slowDown        // answer 503 SlowDown without forwarding
-	serverErr       // forward the request, then answer 500 instead of the real answer
-)
-
-func newFaultProxy(t *testing.T, srv *testenv.S3Server, fn func(n int) fault) (*faultProxy, string) {
-	t.Helper()
-	target, err := url.Parse(srv.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &faultProxy{target: target, fault: fn}
-	ts := httptest.NewServer(p)
-	t.Cleanup(ts.Close)
-	return p, ts.URL
-}
-
-func (p *faultProxy) putCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.puts
-}
-
-func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f := pass
-	if r.Method == http.MethodPut {
-		p.mu.Lock()
-		p.puts++
-		f = p.fault(p.puts)
-		p.mu.Unlock()
-	}
-	switch f {
-	case cutBefore:
-		hangUp(w)
-		return
-	case slowDown:
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>`)
-		return
-	}
-	out := r.Clone(r.Context())
-	out.URL.Scheme, out.URL.Host = p.target.Scheme, p.target.Host
-	out.RequestURI = ""
-	out.Host = r.Host // signed by the client
-	resp, err := http.DefaultTransport.RoundTrip(out)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	switch f {
-	case cutAfter:
-		hangUp(w)
-		return
-	case serverErr:
-		w.WriteHeader(http.StatusInternalServerError)
-		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>`)
-		return
-	}
-	for k, vs := range resp.Header {
-		w.Header()[k] = vs
-	}
-	w.WriteHeader(resp.StatusCode)
-	w.Write(body)
-}
-
-func hangUp(w http.ResponseWriter) {
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err == nil {
-		conn.Close()
+// putFaults returns a fault function for testenv.NewProxy that applies
+// fault to the PUT requests for which pick (given the PUT's number, from 1)
+// is true.
+func putFaults(fault testenv.Fault, pick func(n int) bool) func(r *http.Request) testenv.Fault {
+	puts := 0
+	return func(r *http.Request) testenv.Fault {
+		if r.Method != http.MethodPut {
+			return testenv.Pass
+		}
+		puts++
+		if pick(puts) {
+			return fault
+		}
+		return testenv.Pass
 	}
 }
 
@@ -213,35 +138,30 @@ func TestUnknownOutcome(t *testing.T) {
 	srv := testenv.S3(t)
 	tests := []struct {
 		name     string
-		fault    fault
+		fault    testenv.Fault
 		wantPuts int // PUT requests seen by the proxy
 	}{
 		// The write landed, the answer was lost: read back, ours, done.
-		{"answer lost", cutAfter, 1},
+		{"answer lost", testenv.CutAfter, 1},
 		// The write never reached the server: read back, absent, retry.
-		{"request lost", cutBefore, 2},
+		{"request lost", testenv.CutBefore, 2},
 		// Throttled before the server saw it: retried.
-		{"throttled", slowDown, 2},
+		{"throttled", testenv.Unavailable, 2},
 		// The write landed, the answer is a 500: read back, ours, done.
-		{"server error after write", serverErr, 1},
+		{"server error after write", testenv.ErrorAfter, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var faultOn int // the PUT number that fails
-			proxy, endpoint := newFaultProxy(t, srv, func(n int) fault {
-				if n == faultOn {
-					return tt.fault
-				}
-				return pass
-			})
-			s := newStore(t, srv, endpoint)
+			var faultOn atomic.Int64 // the PUT number that fails
+			proxy := testenv.NewProxy(t, srv.Endpoint, putFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
+			s := newStore(t, srv, proxy.URL)
 			ctx := t.Context()
 
-			faultOn = 1
+			faultOn.Store(1)
 			if err := s.Create(ctx, "a-1.0.0.tgz", []byte("package")); err != nil {
 				t.Fatalf("Create: %v", err)
 			}
-			if got := proxy.putCount(); got != tt.wantPuts {
+			if got := proxy.Count(http.MethodPut); got != tt.wantPuts {
 				t.Errorf("Create sent %d PUTs, want %d", got, tt.wantPuts)
 			}
 			if data, _, err := s.Get(ctx, "a-1.0.0.tgz"); err != nil || string(data) != "package" {
@@ -252,7 +172,7 @@ func TestUnknownOutcome(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Replace: %v", err)
 			}
-			faultOn = proxy.putCount() + 1
+			faultOn.Store(int64(proxy.Count(http.MethodPut) + 1))
 			v2, err := s.Replace(ctx, "index.yaml", []byte("two"), v1)
 			if err != nil {
 				t.Fatalf("Replace with a faulty answer: %v", err)
@@ -268,14 +188,8 @@ func TestUnknownOutcome(t *testing.T) {
 // and another writer's bytes are stored, the write is a conflict.
 func TestUnknownOutcomeLostRace(t *testing.T) {
 	srv := testenv.S3(t)
-	var s *Store
-	_, endpoint := newFaultProxy(t, srv, func(n int) fault {
-		if n == 1 {
-			return cutBefore
-		}
-		return pass
-	})
-	s = newStore(t, srv, endpoint)
+	proxy := testenv.NewProxy(t, srv.Endpoint, putFaults(testenv.CutBefore, func(n int) bool { return n == 1 }))
+	s := newStore(t, srv, proxy.URL)
 	direct := newStore(t, srv, srv.Endpoint)
 	direct.bucket = s.bucket
 	// Another writer creates the object while our request is lost.
@@ -290,8 +204,8 @@ func TestUnknownOutcomeLostRace(t *testing.T) {
 // TestPreconditionFailedIsNotRetried counts the PUTs a refused write sends.
 func TestPreconditionFailedIsNotRetried(t *testing.T) {
 	srv := testenv.S3(t)
-	proxy, endpoint := newFaultProxy(t, srv, func(int) fault { return pass })
-	s := newStore(t, srv, endpoint)
+	proxy := testenv.NewProxy(t, srv.Endpoint, nil)
+	s := newStore(t, srv, proxy.URL)
 	ctx := t.Context()
 	if err := s.Create(ctx, "a", []byte("a")); err != nil {
 		t.Fatal(err)
@@ -302,7 +216,7 @@ func TestPreconditionFailedIsNotRetried(t *testing.T) {
 	if _, err := s.Replace(ctx, "a", []byte("b"), "0123456789abcdef0123456789abcdef"); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("Replace: err = %v, want ErrConflict", err)
 	}
-	if got := proxy.putCount(); got != 3 {
+	if got := proxy.Count(http.MethodPut); got != 3 {
 		t.Errorf("sent %d PUTs, want 3 (412 is never retried)", got)
 	}
 }
@@ -312,13 +226,13 @@ func TestPreconditionFailedIsNotRetried(t *testing.T) {
 // nothing is written.
 func TestRetriesAreBounded(t *testing.T) {
 	srv := testenv.S3(t)
-	proxy, endpoint := newFaultProxy(t, srv, func(int) fault { return slowDown })
-	s := newStore(t, srv, endpoint)
+	proxy := testenv.NewProxy(t, srv.Endpoint, putFaults(testenv.Unavailable, func(int) bool { return true }))
+	s := newStore(t, srv, proxy.URL)
 	err := s.Create(t.Context(), "a", []byte("a"))
 	if err == nil || !strings.Contains(err.Error(), "outcome unknown") {
 		t.Fatalf("Create: err = %v, want an outcome-unknown error", err)
 	}
-	if got := proxy.putCount(); got != DefaultMaxAttempts {
+	if got := proxy.Count(http.MethodPut); got != DefaultMaxAttempts {
 		t.Errorf("sent %d PUTs, want %d", got, DefaultMaxAttempts)
 	}
 	if _, _, err := s.Get(t.Context(), "a"); !errors.Is(err, store.ErrNotExist) {

@@ -1,0 +1,423 @@
+// Package swift implements store.Store on one OpenStack Swift container,
+// with github.com/ncw/swift/v2.
+//
+// Swift has no compare-and-swap, so this store is not atomic (Atomic
+// reports false). Measured on Swift 2.30:
+//   - PUT with If-None-Match: * answers 412 when the object already exists,
+//     but the check is not atomic: of several creators racing on one name,
+//     any number (one to all) may get 201, and the last writer's bytes stay.
+//   - PUT ignores If-Match: a write cannot be made conditional on the
+//     stored version.
+//
+// What the store guarantees:
+//   - Create never replaces an object that existed when its PUT reached the
+//     proxy (412 gives store.ErrExist). Racing Creates of one key may all
+//     succeed; the stored bytes are those of one of them.
+//   - Replace reads the stored version (HEAD) and refuses with
+//     store.ErrConflict or store.ErrNotExist when it does not match, before
+//     writing. Between that check and the PUT there is a window (one request
+//     round trip) in which another writer's object can be overwritten: two
+//     Replaces from the same version may both succeed, and the last one's
+//     bytes stay. Callers re-read after writing and reconcile (the publisher
+//     does, every cycle).
+//   - A write reported as a success was stored with exactly the given bytes
+//     (the proxy checks the MD5 sent in the ETag header) — though with the
+//     window above, it may already have been overwritten.
+//   - A transport error or 5xx on a write means "outcome unknown": the store
+//     reads the object back before retrying and reports success if it holds
+//     exactly the bytes being written. Retries are bounded (Config.Retries).
+//   - Listings are paged (10,000 names a page) and come back in key order.
+//     On a multi-node Swift, container listings are eventually consistent: a
+//     new object may appear in List some time after its PUT succeeded.
+//   - Versions are the objects' ETags: the MD5 of their bytes.
+//
+// The container must exist, unless Config.CreateContainer is set; a missing
+// container is an error, never store.ErrNotExist.
+package swift
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ncw/swift/v2"
+
+	"github.com/chartsync/chartsync/internal/publisher/store"
+)
+
+// DefaultRetries is the number of retries of a failed write when
+// Config.Retries is zero.
+const DefaultRetries = 3
+
+// Config says how to authenticate to Swift and which container to use. It
+// follows the OpenStack client conventions; ConfigFromEnv fills it from the
+// usual environment variables. New never reads the environment itself.
+type Config struct {
+	// AuthURL is the identity endpoint: a Keystone URL
+	// ("https://keystone.example:5000/v3") or a v1 auth URL
+	// ("http://proxy:8080/auth/v1.0"). Required.
+	AuthURL string
+	// AuthVersion is 1, 2 or 3; 0 guesses it from AuthURL.
+	AuthVersion int
+	// User names the user (v1: "account:user"); UserID may replace it (v3).
+	User   string
+	UserID string
+	// Key is the password (v2, v3) or the key (v1).
+	Key string
+	// Project (tenant in v2) and its ID scope the token (v2, v3).
+	Project   string
+	ProjectID string
+	// Domain and DomainID are the user's domain (v3).
+	Domain   string
+	DomainID string
+	// ProjectDomain and ProjectDomainID are the project's domain, when it
+	// differs from the user's (v3).
+	ProjectDomain   string
+	ProjectDomainID string
+	// Region selects the object-store endpoint of the catalog (v2, v3);
+	// empty means the first one.
+	Region string
+	// EndpointType is "public" (default), "internal" or "admin".
+	EndpointType string
+	// Application credentials (v3) replace User and Key: set
+	// ApplicationCredentialSecret and either the ID or the Name (with User).
+	ApplicationCredentialID     string
+	ApplicationCredentialName   string
+	ApplicationCredentialSecret string
+
+	// Container holds the objects. Required.
+	Container string
+	// CreateContainer makes New create Container if it does not exist; New
+	// then contacts the server. Otherwise New does no I/O, and a missing
+	// container makes every operation fail.
+	CreateContainer bool
+	// Timeout bounds each request's idle time (no data moving); 0 means 60 s.
+	// The context passed to each operation bounds its total time.
+	Timeout time.Duration
+	// Retries bounds the retries of a write that failed with a transport
+	// error or a 5xx; 0 means DefaultRetries, -1 none. Reads are retried by
+	// the client library (3 times).
+	Retries int
+}
+
+// Store is a store.Store on one Swift container. It is safe for concurrent
+// use.
+type Store struct {
+	conn      *swift.Connection
+	container string
+	retries   int
+	backoff   time.Duration // wait before the first retry; doubles after each
+	pageSize  int           // names per listing request
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New checks cfg and returns a Store. Authentication happens at the first
+// operation, unless cfg.CreateContainer is set: then New authenticates and
+// creates the container if it is missing.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	switch {
+	case cfg.AuthURL == "":
+		return nil, errors.New("swift: auth url is required")
+	case cfg.Container == "":
+		return nil, errors.New("swift: container is required")
+	case strings.Contains(cfg.Container, "/"):
+		return nil, fmt.Errorf("swift: container %q contains a slash", cfg.Container)
+	case cfg.AuthVersion < 0 || cfg.AuthVersion > 3:
+		return nil, fmt.Errorf("swift: auth version %d: want 1, 2 or 3 (0 to guess)", cfg.AuthVersion)
+	case cfg.ApplicationCredentialSecret == "" && cfg.User == "" && cfg.UserID == "":
+		return nil, errors.New("swift: user (or application credential) is required")
+	case cfg.Retries < -1:
+		return nil, fmt.Errorf("swift: retries %d: want -1 or more", cfg.Retries)
+	}
+	endpointType := swift.EndpointTypePublic
+	switch strings.TrimSuffix(strings.ToLower(cfg.EndpointType), "url") {
+	case "", "public":
+	case "internal":
+		endpointType = swift.EndpointTypeInternal
+	case "admin":
+		endpointType = swift.EndpointTypeAdmin
+	default:
+		return nil, fmt.Errorf("swift: endpoint type %q: want public, internal or admin", cfg.EndpointType)
+	}
+	retries := cfg.Retries
+	switch retries {
+	case 0:
+		retries = DefaultRetries
+	case -1:
+		retries = 0
+	}
+	conn := &swift.Connection{
+		AuthUrl:                     cfg.AuthURL,
+		AuthVersion:                 cfg.AuthVersion,
+		UserName:                    cfg.User,
+		UserId:                      cfg.UserID,
+		ApiKey:                      cfg.Key,
+		Tenant:                      cfg.Project,
+		TenantId:                    cfg.ProjectID,
+		Domain:                      cfg.Domain,
+		DomainId:                    cfg.DomainID,
+		TenantDomain:                cfg.ProjectDomain,
+		TenantDomainId:              cfg.ProjectDomainID,
+		Region:                      cfg.Region,
+		EndpointType:                endpointType,
+		ApplicationCredentialId:     cfg.ApplicationCredentialID,
+		ApplicationCredentialName:   cfg.ApplicationCredentialName,
+		ApplicationCredentialSecret: cfg.ApplicationCredentialSecret,
+		Timeout:                     cfg.Timeout,
+		UserAgent:                   "chartsync",
+	}
+	s := &Store{
+		conn:      conn,
+		container: cfg.Container,
+		retries:   retries,
+		backoff:   100 * time.Millisecond,
+		pageSize:  10000,
+	}
+	if cfg.CreateContainer {
+		// PUT of an existing container is a no-op (202) that keeps its
+		// metadata and objects.
+		if err := conn.ContainerCreate(ctx, cfg.Container, nil); err != nil {
+			return nil, fmt.Errorf("swift: create container %s: %w", cfg.Container, err)
+		}
+	}
+	return s, nil
+}
+
+// String returns "swift://CONTAINER".
+func (s *Store) String() string {
+	return "swift://" + s.container
+}
+
+// Atomic reports false: see the package comment for what Create and Replace
+// guarantee on Swift.
+func (s *Store) Atomic() bool { return false }
+
+// Get returns the object's bytes and ETag, or store.ErrNotExist. The bytes
+// are checked against the ETag.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("get %s: %w", key, err)
+	}
+	var buf bytes.Buffer
+	headers, err := s.conn.ObjectGet(ctx, s.container, key, &buf, true, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("get %s: %w", key, s.notFound(ctx, err))
+	}
+	return buf.Bytes(), strings.Trim(headers["Etag"], `"`), nil
+}
+
+// notFound turns an object 404 into store.ErrNotExist, unless it is the
+// container that is missing (Swift answers 404 for both).
+func (s *Store) notFound(ctx context.Context, err error) error {
+	if !errors.Is(err, swift.ObjectNotFound) {
+		return err
+	}
+	// A one-name listing rather than a HEAD: Swift answers a container HEAD
+	// with a 204 that carries a stray chunked body, which Go's HTTP client
+	// logs as an unsolicited response.
+	if _, cerr := s.conn.Objects(ctx, s.container, &swift.ObjectsOpts{Limit: 1}); cerr != nil {
+		if errors.Is(cerr, swift.ContainerNotFound) {
+			return fmt.Errorf("container %s does not exist", s.container)
+		}
+		return fmt.Errorf("object not found, container check failed: %w", cerr)
+	}
+	return store.ErrNotExist
+}
+
+// Create stores data under key with If-None-Match: *, or returns
+// store.ErrExist. Not atomic: see the package comment.
+func (s *Store) Create(ctx context.Context, key string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if _, err := s.put(ctx, key, data, "", store.ErrExist); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return nil
+}
+
+// Replace checks that the stored object's ETag is version ("": that no
+// object exists), then writes data. A mismatch found by the check gives
+// store.ErrConflict (store.ErrNotExist if the object is missing and version
+// is not ""). The check and the write are two requests: see the package
+// comment for the window between them.
+func (s *Store) Replace(ctx context.Context, key string, data []byte, version string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("replace %s: %w", key, err)
+	}
+	if err := s.check(ctx, key, version); err != nil {
+		return "", fmt.Errorf("replace %s: %w", key, err)
+	}
+	newVersion, err := s.put(ctx, key, data, version, store.ErrConflict)
+	if err != nil {
+		return "", fmt.Errorf("replace %s: %w", key, err)
+	}
+	return newVersion, nil
+}
+
+// check compares the stored object's version with version.
+func (s *Store) check(ctx context.Context, key, version string) error {
+	info, _, err := s.conn.Object(ctx, s.container, key)
+	switch {
+	case err != nil:
+		err = s.notFound(ctx, err)
+		if errors.Is(err, store.ErrNotExist) {
+			if version == "" {
+				return nil
+			}
+			return store.ErrNotExist
+		}
+		return fmt.Errorf("check version: %w", err)
+	case version == "" || info.Hash != version:
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// put writes data under key. With version "" the PUT carries If-None-Match:
+// *, whose 412 gives refused; otherwise it carries If-Match: version, which
+// Swift ignores but a server that honours it turns into a real guard. It
+// returns the new version.
+func (s *Store) put(ctx context.Context, key string, data []byte, version string, refused error) (string, error) {
+	sum := md5.Sum(data)
+	hash := hex.EncodeToString(sum[:])
+	headers := swift.Headers{"Content-Length": strconv.Itoa(len(data))}
+	if version == "" {
+		headers["If-None-Match"] = "*"
+	} else {
+		headers["If-Match"] = version
+	}
+	var (
+		lastErr error
+		unknown bool // the last attempt may have landed
+		tried   bool // some attempt may have landed
+	)
+	for attempt := range s.retries + 1 {
+		if attempt > 0 {
+			if err := s.sleep(ctx, attempt); err != nil {
+				return "", fmt.Errorf("outcome unknown: %w (after %w)", err, lastErr)
+			}
+		}
+		if unknown {
+			stored, current, err := s.Get(ctx, key)
+			found := err == nil
+			switch {
+			case errors.Is(err, store.ErrNotExist):
+			case err != nil:
+				lastErr = fmt.Errorf("read back after unknown outcome: %w", err)
+				continue
+			case bytes.Equal(stored, data):
+				return current, nil
+			}
+			switch {
+			case version == "" && found:
+				return "", refused
+			case version != "" && !found:
+				return "", store.ErrNotExist
+			case version != "" && current != version:
+				return "", store.ErrConflict
+			}
+			unknown = false
+		}
+		// checkHash false with hash set: the proxy verifies the MD5 and
+		// answers 422 on a mismatch.
+		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(data), false, hash, contentType(key), headers)
+		if err == nil {
+			if etag := strings.Trim(out["Etag"], `"`); etag != "" {
+				return etag, nil
+			}
+			return hash, nil
+		}
+		lastErr = err
+		code := statusCode(err)
+		switch {
+		case code == http.StatusPreconditionFailed:
+			if tried {
+				// The 412 may be the answer to an earlier attempt of ours.
+				if stored, current, gerr := s.Get(ctx, key); gerr == nil && bytes.Equal(stored, data) {
+					return current, nil
+				}
+			}
+			return "", refused
+		case code == http.StatusNotFound:
+			return "", s.notFound(ctx, swift.ObjectNotFound)
+		case ctx.Err() != nil:
+			return "", fmt.Errorf("outcome unknown: %w", err)
+		case code == 0, code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code == 498:
+			unknown, tried = true, true
+		default:
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("outcome unknown after %d attempts: %w", s.retries+1, lastErr)
+}
+
+// sleep waits before attempt (1, 2, ...): exponential backoff with full
+// jitter, capped at 5 s.
+func (s *Store) sleep(ctx context.Context, attempt int) error {
+	d := min(s.backoff<<(attempt-1), 5*time.Second)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// List returns the objects whose keys start with prefix, in key order,
+// fetching the listing a page at a time.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	var objects []store.Object
+	opts := &swift.ObjectsOpts{Prefix: prefix, Limit: s.pageSize}
+	for {
+		page, err := s.conn.Objects(ctx, s.container, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		for _, o := range page {
+			objects = append(objects, store.Object{Key: o.Name, Size: o.Bytes, Version: strings.Trim(o.Hash, `"`)})
+		}
+		if len(page) < opts.Limit {
+			return objects, nil
+		}
+		opts.Marker = page[len(page)-1].Name
+	}
+}
+
+// statusCode returns the HTTP status of a failed request, or 0 when no
+// response was received.
+func statusCode(err error) int {
+	var se *swift.Error
+	if errors.As(err, &se) {
+		return se.StatusCode
+	}
+	return 0
+}
+
+func contentType(key string) string {
+	switch path.Ext(key) {
+	case ".tgz":
+		return "application/gzip"
+	case ".yaml":
+		return "application/yaml"
+	case ".prov":
+		return "application/pgp-signature"
+	}
+	return "application/octet-stream"
+}
