@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -131,7 +132,7 @@ func startSwift(dir string) (*SwiftServer, error) {
 	s.procs = append(s.procs, &process{
 		name: "memcached",
 		path: memcached,
-		args: []string{"-l", "127.0.0.1", "-p", strconv.Itoa(ports.memcached), "-U", "0", "-u", "root", "-m", "16"},
+		args: []string{"-l", "127.0.0.1", "-p", strconv.Itoa(ports.memcached), "-U", "0", "-u", currentUser(), "-m", "16"},
 		log:  filepath.Join(dir, "memcached.log"),
 	})
 	for _, server := range []string{"account", "container", "object", "proxy"} {
@@ -285,6 +286,15 @@ func buildRings(dir string, ports swiftPorts) error {
 	return nil
 }
 
+// currentUser names the user the tests run as: Swift's servers switch to
+// their configured user, and memcached needs one when started by root.
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return "root"
+}
+
 // writeSwiftConfigs writes swift.conf and the four servers' configs into
 // dir. Every config sets swift_dir, so nothing under /etc/swift is read.
 func writeSwiftConfigs(dir string, ports swiftPorts) error {
@@ -301,7 +311,7 @@ default = yes
 bind_ip = 127.0.0.1
 bind_port = %d
 workers = 0
-user = root
+user = %s
 swift_dir = %s
 log_level = WARNING
 
@@ -326,14 +336,14 @@ memcache_servers = 127.0.0.1:%d
 
 [filter:catch_errors]
 use = egg:swift#catch_errors
-`, ports.proxy, dir, swiftKey, ports.memcached),
+`, ports.proxy, currentUser(), dir, swiftKey, ports.memcached),
 	}
 	for server, port := range map[string]int{"account": ports.account, "container": ports.container, "object": ports.object} {
 		files[server+"-server.conf"] = fmt.Sprintf(`[DEFAULT]
 bind_ip = 127.0.0.1
 bind_port = %d
 workers = 0
-user = root
+user = %s
 swift_dir = %s
 devices = %s
 mount_check = false
@@ -348,7 +358,7 @@ use = egg:swift#%s
 
 [filter:healthcheck]
 use = egg:swift#healthcheck
-`, port, dir, filepath.Join(dir, "srv"), server, server, server)
+`, port, currentUser(), dir, filepath.Join(dir, "srv"), server, server, server)
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,6 +100,37 @@ func TestNewUsesEnvironment(t *testing.T) {
 	}
 	if _, _, err := s.Get(t.Context(), "a"); err == nil || errors.Is(err, store.ErrNotExist) {
 		t.Fatalf("Get with a wrong secret: err = %v, want an access error", err)
+	}
+}
+
+// TestNewProfile checks that Profile selects credentials from the shared
+// credentials file.
+func TestNewProfile(t *testing.T) {
+	srv := testenv.S3(t)
+	bucket := srv.NewBucket(t)
+	creds := filepath.Join(t.TempDir(), "credentials")
+	content := "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n" +
+		"[chartsync]\naws_access_key_id = " + srv.AccessKey + "\naws_secret_access_key = " + srv.SecretKey + "\n"
+	if err := os.WriteFile(creds, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_PROFILE", "")
+	for _, tt := range []struct {
+		profile string
+		wantOK  bool
+	}{{"chartsync", true}, {"", false}} {
+		s, err := New(t.Context(), Config{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true, Profile: tt.profile})
+		if err != nil {
+			t.Fatalf("New(profile %q): %v", tt.profile, err)
+		}
+		_, err = s.List(t.Context(), "")
+		if (err == nil) != tt.wantOK {
+			t.Errorf("profile %q: List err = %v, want success %v", tt.profile, err, tt.wantOK)
+		}
 	}
 }
 
