@@ -122,3 +122,30 @@ func swiftDo(t *testing.T, s *SwiftServer, method, path, body string, want int) 
 	}
 	return string(data)
 }
+
+// TestPrivateServers checks that NewS3 and NewSwift start servers of the
+// test's own, and stop them at the test's cleanup.
+func TestPrivateServers(t *testing.T) {
+	var s3URL, swiftURL string
+	t.Run("start", func(t *testing.T) {
+		s := NewS3(t)
+		if s == sharedS3 {
+			t.Fatal("NewS3 returned the shared server")
+		}
+		putS3(t, s, s.NewBucket(t), "k", "v")
+		s3URL = s.Endpoint + "/health"
+
+		w := NewSwift(t)
+		if w == sharedSwift {
+			t.Fatal("NewSwift returned the shared server")
+		}
+		swiftDo(t, w, http.MethodPut, w.NewContainer(t)+"/k", "v", http.StatusCreated)
+		swiftURL = w.proxyURL + "/healthcheck"
+	})
+	for _, u := range []string{s3URL, swiftURL} {
+		if resp, err := http.Get(u); err == nil {
+			resp.Body.Close()
+			t.Errorf("%s still answers after the owning test ended", u)
+		}
+	}
+}
