@@ -190,6 +190,13 @@ func (o *options) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	if cfg.Metrics.Textfile != "" {
+		// Counters go on from the previous run's file, so that rate()
+		// works across the runs of a timer.
+		if err := m.RestoreTextfile(cfg.Metrics.Textfile); err != nil {
+			log.Warn("restore counters from the metrics textfile", "err", err)
+		}
+	}
 	res := s.Run(ctx)
 	if cfg.Metrics.Textfile != "" {
 		if err := metrics.WriteTextfile(cfg.Metrics.Textfile, reg); err != nil {

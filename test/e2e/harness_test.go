@@ -125,7 +125,8 @@ type site struct {
 }
 
 // newLocalSite configures chartsync to publish repo's charts/* to a local
-// directory, returned as the second value. extra is appended to the config.
+// directory, returned as the second value. extra (top-level keys and
+// tables) goes before the [git] table.
 func newLocalSite(t *testing.T, repo *gitRepo, extra string) (*site, string) {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "repo")
@@ -137,6 +138,7 @@ func newSite(t *testing.T, repo *gitRepo, storeTOML, extra string) *site {
 	dir := t.TempDir()
 	s := &site{t: t, config: filepath.Join(dir, "chartsync.toml"), stateDir: filepath.Join(dir, "state")}
 	cfg := fmt.Sprintf(`state_dir = %q
+%s
 [git]
 url = %q
 branch = "main"
@@ -144,8 +146,7 @@ branch = "main"
 name = "stable"
 charts = ["charts/*"]
 store = "main"
-%s
-%s`, s.stateDir, repo.dir, extra, storeTOML)
+%s`, s.stateDir, extra, repo.dir, storeTOML)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
