@@ -172,9 +172,6 @@ func parse(b []byte, dir string) (*Config, error) {
 		r.BaseURL = strings.TrimRight(r.BaseURL, "/")
 	}
 	for name, s := range c.Stores {
-		if s.Type == "swift" && s.AuthVersion == 0 {
-			s.AuthVersion = 1
-		}
 		for _, p := range []*string{&s.Path, &s.AccessKeyIDFile, &s.SecretAccessKeyFile, &s.KeyFile, &s.ApplicationCredentialSecretFile} {
 			abs(p)
 		}
@@ -285,8 +282,8 @@ func (s Store) validate() error {
 		if s.Container == "" {
 			return errors.New("container: must be set")
 		}
-		if s.AuthVersion < 1 || s.AuthVersion > 3 {
-			return fmt.Errorf("auth_version %d: must be 1, 2 or 3", s.AuthVersion)
+		if s.AuthVersion < 0 || s.AuthVersion > 3 {
+			return fmt.Errorf("auth_version %d: must be 1, 2 or 3 (or unset: from the environment or auth_url)", s.AuthVersion)
 		}
 	default:
 		return fmt.Errorf("type %q: must be local, s3 or swift", s.Type)
