@@ -31,5 +31,15 @@ bench: tools
 install: build
 	install -D -m 0755 bin/chartsync $(DESTDIR)$(PREFIX)/bin/chartsync
 
+# deb builds the Debian package (debian/) with the Go on PATH or in
+# /usr/local/go (-d: Debian 12's golang-go is too old to satisfy
+# Build-Depends) and moves the .deb, .buildinfo and .changes into dist/.
+# Set GOPROXY=off to prove the build needs only the local module cache.
+deb:
+	dpkg-buildpackage -us -uc -b -d
+	mkdir -p dist
+	v=$$(dpkg-parsechangelog -S Version) && a=$$(dpkg-architecture -qDEB_HOST_ARCH) && \
+	for f in $$(cut -d' ' -f1 debian/files) chartsync_$${v}_$${a}.changes; do mv ../$$f dist/; done
+
 clean:
 	rm -rf bin dist
