@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -175,6 +176,19 @@ func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 	}
 	_, exposition := d.get("/metrics")
 	promtool(t, "check", "metrics", exposition)
+	// Every metric the dashboard and the alerts query is really exposed.
+	for _, f := range []string{"../../contrib/grafana/chartsync.json", "../../contrib/prometheus/chartsync-alerts.yml"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`chartsync_[a-z_]+`).FindAllString(string(b), -1) {
+			base := regexp.MustCompile(`_(bucket|sum|count)$`).ReplaceAllString(name, "")
+			if !regexp.MustCompile(`(?m)^# TYPE ` + base + ` `).MatchString(exposition) {
+				t.Errorf("%s queries %s, which /metrics does not expose", filepath.Base(f), name)
+			}
+		}
+	}
 	if code, _ := d.get("/healthz"); code != 200 {
 		t.Errorf("/healthz %d", code)
 	}
