@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"sync"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -219,105 +219,99 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		names[k.name] = true
 	}
 	rr.GitCharts, rr.GitVersions = len(names), len(dirs)
-	var todo []packager.Chart
-	for k, cs := range dirs {
-		if len(cs) > 1 {
-			rr.Conflicts += len(cs)
-			for _, c := range cs {
-				add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
-					Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
-						k.name, k.version, c.Dir, len(cs), dirList(cs))})
+	var todo []packager.Chart // in Discover's order: by directory
+	for _, c := range charts {
+		k := nv{c.Metadata.Name, c.Metadata.Version}
+		switch cs := dirs[k]; {
+		case len(cs) > 1:
+			rr.Conflicts++
+			where := make([]string, len(cs))
+			for i, c := range cs {
+				where[i] = c.Dir
 			}
-			continue
+			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
+				Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
+					k.name, k.version, c.Dir, len(cs), strings.Join(where, ", "))})
+		case hasVersion(idx.Entries[k.name], k.version):
+			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Skipped})
+		default:
+			todo = append(todo, c)
 		}
-		if hasVersion(idx.Entries[k.name], k.version) {
-			add(ChartResult{Dir: cs[0].Dir, Name: k.name, Version: k.version, Outcome: Skipped})
-			continue
-		}
-		todo = append(todo, cs[0])
 	}
-	sort.Slice(todo, func(i, j int) bool { return todo[i].Dir < todo[j].Dir })
 
 	built := s.build(ctx, root, todo, r)
 	var pkgs []publisher.Package
+	var pending []ChartResult
 	for i, c := range todo {
-		b := built[i]
 		cr := ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Pending}
-		if b.err != nil {
-			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonPackage, b.err
+		if err := built[i].err; err != nil {
+			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonPackage, err
 			var pe *packager.Error
-			if errors.As(b.err, &pe) {
+			if errors.As(err, &pe) {
 				cr.Reason = string(pe.Reason)
 			}
-		} else {
-			cr.Warnings = b.pkg.Warnings
-			pkgs = append(pkgs, publisher.Package{Metadata: b.pkg.Metadata, Data: b.pkg.Data})
+			add(cr)
+			continue
 		}
-		built[i].result = len(res.Charts)
-		add(cr)
+		cr.Warnings = built[i].pkg.Warnings
+		pkgs = append(pkgs, publisher.Package{Metadata: built[i].pkg.Metadata, Data: built[i].pkg.Data})
+		pending = append(pending, cr)
 	}
 	if !publish {
+		for _, cr := range pending {
+			add(cr)
+		}
 		return
 	}
 
 	rep, err := pub.Publish(ctx, pkgs)
-	rr.Entries = rep.Entries
-	rr.Repaired, rr.Missing, rr.Modified = rep.Repaired, rep.Missing, rep.Modified
-	published := map[string]bool{}
-	for _, f := range rep.Published {
-		published[f] = true
-	}
-	for i := range todo {
-		cr := &res.Charts[built[i].result]
-		if cr.Outcome != Pending {
-			continue
-		}
-		file := publisher.Filename(cr.Name, cr.Version)
-		switch {
-		case rep.Failed[file] != nil:
-			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonStore, fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, rep.Failed[file])
-		case published[file]:
-			cr.Outcome = Published
-		default:
-			cerr := err
-			if cerr == nil {
-				cerr = errors.New("not in the index after publishing")
-			}
-			cr.Outcome, cr.Reason, cr.Err = Failed, metrics.ReasonStore, fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
-		}
-	}
 	if err != nil {
 		rr.Err = fmt.Errorf("repository %s: %w", r.Name, err)
 	}
+	rr.Entries = rep.Entries
+	rr.Repaired, rr.Missing, rr.Modified = rep.Repaired, rep.Missing, rep.Modified
+	for _, cr := range pending {
+		file := publisher.Filename(cr.Name, cr.Version)
+		cerr := rep.Failed[file]
+		switch {
+		case cerr == nil && slices.Contains(rep.Published, file):
+			cr.Outcome = Published
+		case cerr == nil && err != nil:
+			cerr = err
+		case cerr == nil:
+			cerr = errors.New("not in the index after publishing")
+		}
+		if cerr != nil {
+			cr.Outcome, cr.Reason = Failed, metrics.ReasonStore
+			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
+		}
+		add(cr)
+	}
 }
 
-type buildResult struct {
-	pkg    *packager.Package
-	err    error
-	result int // index of the chart's entry in Result.Charts
-}
-
-// build packages charts in parallel, one worker per core.
-func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []buildResult {
+// build packages charts in parallel, one worker per core. out[i] is the
+// result for charts[i].
+func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []built {
 	opts := packager.Options{Lint: packager.LintStrict}
 	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
 	}
-	out := make([]buildResult, len(charts))
+	out := make([]built, len(charts))
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	var mu sync.Mutex
 	for i, c := range charts {
 		g.Go(func() error {
-			pkg, err := packager.Build(ctx, root, c, opts)
-			mu.Lock()
-			out[i] = buildResult{pkg: pkg, err: err}
-			mu.Unlock()
+			out[i].pkg, out[i].err = packager.Build(ctx, root, c, opts)
 			return nil
 		})
 	}
 	g.Wait()
 	return out
+}
+
+type built struct {
+	pkg *packager.Package
+	err error
 }
 
 func hasVersion(cvs repo.ChartVersions, version string) bool {
@@ -327,15 +321,4 @@ func hasVersion(cvs repo.ChartVersions, version string) bool {
 		}
 	}
 	return false
-}
-
-func dirList(cs []packager.Chart) string {
-	s := ""
-	for i, c := range cs {
-		if i > 0 {
-			s += ", "
-		}
-		s += c.Dir
-	}
-	return s
 }
