@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"path"
 	"sort"
 	"strings"
@@ -184,7 +183,6 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 	for _, pkg := range pkgs {
 		meta[Filename(pkg.Metadata.Name, pkg.Metadata.Version)] = pkg.Metadata
 	}
-	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		idx, ver, err := p.Index(ctx)
 		if err != nil {
@@ -221,12 +219,9 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 			return fmt.Errorf("write index: gave up after %d attempts: %w", attempt, err)
 		}
 		p.log.Debug("index changed concurrently, merging again", "store", p.store.String(), "attempt", attempt)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff + rand.N(backoff)):
+		if err := store.Backoff(ctx, 100*time.Millisecond, 2*time.Second, attempt); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

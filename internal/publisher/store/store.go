@@ -6,6 +6,8 @@ package store
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"time"
 )
 
 // Sentinel errors returned by every Store. Callers test them with errors.Is.
@@ -52,4 +54,20 @@ type Store interface {
 	Atomic() bool
 	// String names the backend and location for logs, e.g. "s3://bucket/prefix".
 	String() string
+}
+
+// Backoff waits before retry number attempt (1, 2, ...): base doubled per
+// attempt, capped at max, with jitter so that racing writers spread out. It
+// returns ctx's error if ctx ends first.
+func Backoff(ctx context.Context, base, max time.Duration, attempt int) error {
+	d := min(base<<(attempt-1), max)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -42,7 +42,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"path"
 	"strconv"
@@ -304,7 +303,7 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 	)
 	for attempt := range s.retries + 1 {
 		if attempt > 0 {
-			if err := s.sleep(ctx, attempt); err != nil {
+			if err := store.Backoff(ctx, s.backoff, 5*time.Second, attempt); err != nil {
 				return "", fmt.Errorf("outcome unknown: %w (after %w)", err, lastErr)
 			}
 		}
@@ -360,21 +359,6 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 		}
 	}
 	return "", fmt.Errorf("outcome unknown after %d attempts: %w", s.retries+1, lastErr)
-}
-
-// sleep waits before attempt (1, 2, ...): exponential backoff with full
-// jitter, capped at 5 s.
-func (s *Store) sleep(ctx context.Context, attempt int) error {
-	d := min(s.backoff<<(attempt-1), 5*time.Second)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // List returns the objects whose keys start with prefix, in key order,
