@@ -284,10 +284,11 @@ func prependChangelog(t *testing.T, path, version string) {
 }
 
 // skipInCopy says which paths of the tree `make deb` neither needs nor may
-// see: VCS data, tools, build output and leftovers of an in-tree build.
+// see: VCS data, tools, build output (including the binary a plain `go
+// build` leaves at the top) and leftovers of an in-tree package build.
 func skipInCopy(rel string) bool {
 	switch rel {
-	case ".git", ".tools", "bin", "dist",
+	case ".git", ".tools", "bin", "dist", "chartsync",
 		"debian/chartsync", "debian/.debhelper", "debian/.cache",
 		"debian/files", "debian/debhelper-build-stamp":
 		return true
