@@ -28,9 +28,10 @@ import (
 // given, and a client of the test's own that reads what is really stored
 // (straight from the server, never through a fault-injecting proxy).
 type objStore struct {
-	kind string // "s3", "swift" or "local"
-	toml string
-	st   store.Store
+	kind  string // "s3", "swift" or "local"
+	where string // the bucket, container or directory
+	toml  string
+	st    store.Store
 }
 
 // secretFile writes a secret to a file of its own and returns its path.
@@ -63,7 +64,7 @@ secret_access_key_file = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objStore{kind: "s3", toml: toml, st: st}
+	return objStore{kind: "s3", where: bucket, toml: toml, st: st}
 }
 
 // swiftStore describes container on srv; chartsync authenticates at
@@ -84,7 +85,7 @@ key_file = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objStore{kind: "swift", toml: toml, st: st}
+	return objStore{kind: "swift", where: container, toml: toml, st: st}
 }
 
 // localStore is a fresh local directory store.
@@ -95,7 +96,7 @@ func localStore(t *testing.T) objStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return objStore{kind: "local", toml: fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", dir), st: st}
+	return objStore{kind: "local", where: dir, toml: fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", dir), st: st}
 }
 
 // newStoreSite configures chartsync to publish the charts/* of the git
