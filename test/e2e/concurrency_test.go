@@ -3,11 +3,14 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/chartsync/chartsync/internal/testenv"
 )
@@ -232,5 +235,144 @@ func checkWithModified(t *testing.T, obj objStore, prefix string, want []string,
 	}
 	if len(s.other) > 0 {
 		t.Errorf("unexpected objects in the repository: %v", s.other)
+	}
+}
+
+func TestConflictingPublishersS3(t *testing.T) {
+	srv := testenv.S3(t)
+	bucket := srv.NewBucket(t)
+	race := &putRace{}
+	px := testenv.NewProxy(t, srv.Endpoint, race.hold)
+	py := testenv.NewProxy(t, srv.Endpoint, race.hold)
+	conflictingPublishers(t, s3Store(t, srv, bucket, px.URL), s3Store(t, srv, bucket, py.URL), race, 3)
+}
+
+func TestConflictingPublishersSwift(t *testing.T) {
+	srv := testenv.Swift(t)
+	container := srv.NewContainer(t)
+	race := &putRace{}
+	base := strings.TrimSuffix(srv.AuthURL, "/auth/v1.0")
+	px := testenv.NewProxy(t, base, race.hold)
+	py := testenv.NewProxy(t, base, race.hold)
+	conflictingPublishers(t, swiftStore(t, srv, container, px.URL+"/auth/v1.0"),
+		swiftStore(t, srv, container, py.URL+"/auth/v1.0"), race, 3)
+}
+
+// putRace holds the first PUT of one key through each of two proxies
+// until both have arrived, then lets them go together: the two creates
+// race at the server, not a process start-up apart.
+type putRace struct {
+	mu      sync.Mutex
+	key     string
+	arrived int
+	ready   chan struct{}
+	met     bool // both arrived in time
+}
+
+func (p *putRace) arm(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.key, p.arrived, p.ready, p.met = key, 0, make(chan struct{}), false
+}
+
+func (p *putRace) together() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.met
+}
+
+func (p *putRace) hold(r *http.Request) testenv.Fault {
+	p.mu.Lock()
+	if r.Method != http.MethodPut || p.key == "" || !strings.HasSuffix(r.URL.Path, "/"+p.key) {
+		p.mu.Unlock()
+		return testenv.Pass
+	}
+	p.arrived++
+	if p.arrived == 2 {
+		p.met = true
+		close(p.ready)
+	}
+	ready := p.ready
+	p.mu.Unlock()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+	}
+	return testenv.Pass
+}
+
+func conflictingPublishers(t *testing.T, objX, objY objStore, race *putRace, rounds int) {
+	obj := objX
+	x, y := newGitRepo(t), newGitRepo(t)
+	sx, sy := newStoreSite(t, x.dir, objX, ""), newStoreSite(t, y.dir, objY, "")
+	firstSeen := map[string]string{}
+	var want []string
+	for round := 1; round <= rounds; round++ {
+		version := fmt.Sprintf("%d.0.0", round)
+		file := "clash-" + version + ".tgz"
+		want = append(want, file)
+		x.write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
+			map[string]string{fmt.Sprintf("charts/clash-%d/values.yaml", round): "replicas: 1\nfrom: x\n"}))
+		x.commit("x " + version)
+		y.write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
+			map[string]string{fmt.Sprintf("charts/clash-%d/values.yaml", round): "replicas: 1\nfrom: y\n"}))
+		y.commit("y " + version)
+
+		race.arm(file)
+		racers := runAll(t, []*site{sx, sy})
+		if !race.together() {
+			t.Errorf("round %d: the two creates of %s did not race", round, file)
+		}
+		race.arm("")
+		winners := 0
+		for i, r := range racers {
+			claimed := strings.Contains(strings.Join(publishedFiles(r.out), " "), file)
+			differs := strings.Contains(r.out, "stored package differs")
+			if claimed {
+				winners++
+			}
+			if obj.st.Atomic() {
+				switch {
+				case claimed && r.code != 0:
+					t.Errorf("round %d: process %d published %s but exit %d\n%s", round, i, file, r.code, r.out)
+				case r.code != 0 && !differs:
+					// A process that started after the winner had indexed the
+					// version skips it (exit 0); one that raced it must fail
+					// naming the difference.
+					t.Errorf("round %d: process %d lost the race: want 'stored package differs'\n%s", round, i, r.out)
+				}
+			}
+			t.Logf("round %d: process %d: exit %d, published %s: %v", round, i, r.code, file, claimed)
+		}
+		if obj.st.Atomic() && winners != 1 {
+			t.Errorf("round %d: %d processes published %s, want exactly 1", round, winners, file)
+		}
+
+		code, out := sx.run("run", "--once")
+		modified := modifiedFiles(out)
+		if len(modified) > 0 && (obj.kind != "swift" || code != 1) {
+			t.Errorf("round %d: further cycle: exit %d, modified %v on %s\n%s", round, code, keys(modified), obj.kind, out)
+		}
+		s := readState(t, obj.st, "")
+		idx := s.indexed(t)
+		if len(s.packages) != len(want) || len(idx) != len(want) {
+			t.Errorf("round %d: stored %v, indexed %v, want %v", round, keys(s.packages), keys(idx), want)
+		}
+		for f, d := range idx {
+			if d != s.packages[f] && !modified[f] {
+				t.Errorf("round %d: %s: index digest %s, stored bytes %s, and chartsync did not report it\n%s", round, f, d, s.packages[f], out)
+			}
+		}
+		for f, sum := range s.packages {
+			if prev, ok := firstSeen[f]; ok && prev != sum {
+				t.Errorf("round %d: %s: stored bytes changed from sha256 %s to %s", round, f, prev, sum)
+			} else if !ok {
+				firstSeen[f] = sum
+			}
+		}
+		if t.Failed() {
+			t.Fatalf("round %d failed; further cycle: exit %d\n%s", round, code, out)
+		}
+		t.Logf("round %d: further cycle exit %d, modified %v", round, code, keys(modified))
 	}
 }

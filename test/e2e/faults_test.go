@@ -351,3 +351,57 @@ func TestStoreStoppedMidCycle(t *testing.T) {
 		})
 	}
 }
+
+// A package replaced behind chartsync's back (another tool, an operator)
+// is reported as MODIFIED, with exit 1, every cycle until someone looks;
+// its index entry keeps the digest of the published bytes (the index is
+// never rewritten to bless the replacement).
+func TestReplacedPackageIsReported(t *testing.T) {
+	backends := []struct {
+		name string
+		obj  func(t *testing.T) objStore
+	}{
+		{"s3", func(t *testing.T) objStore {
+			srv := testenv.S3(t)
+			return s3Store(t, srv, srv.NewBucket(t), srv.Endpoint)
+		}},
+		{"swift", func(t *testing.T) objStore {
+			srv := testenv.Swift(t)
+			return swiftStore(t, srv, srv.NewContainer(t), srv.AuthURL)
+		}},
+		{"local", localStore},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			r, want := threeCharts(t)
+			obj := b.obj(t)
+			s := newStoreSite(t, r.dir, obj, "")
+			s.mustRun("run", "--once")
+			published := checkConverged(t, obj.st, "", want)
+
+			_, ver, err := obj.st.Get(ctxT(t), "two-2.0.0.tgz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := obj.st.Replace(ctxT(t), "two-2.0.0.tgz", []byte("not the published chart"), ver); err != nil {
+				t.Fatalf("replace the package behind chartsync's back: %v", err)
+			}
+			for cycle := 1; cycle <= 2; cycle++ {
+				code, out := s.run("run", "--once")
+				if code != 1 || !strings.Contains(out, "1 MODIFIED in the store (two-2.0.0.tgz)") {
+					t.Errorf("cycle %d after the replacement: exit %d, want 1 and two-2.0.0.tgz reported MODIFIED:\n%s", cycle, code, out)
+				}
+			}
+			st := readState(t, obj.st, "")
+			idx := st.indexed(t)
+			for _, f := range want {
+				if idx[f] != published[f] {
+					t.Errorf("%s: index digest %s, want the published bytes' %s", f, idx[f], published[f])
+				}
+			}
+			if st.packages["two-2.0.0.tgz"] == published["two-2.0.0.tgz"] {
+				t.Fatal("the package was not replaced: the test proves nothing")
+			}
+		})
+	}
+}
