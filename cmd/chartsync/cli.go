@@ -247,6 +247,10 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 	}
 	w.Flush()
 	for _, r := range res.Repos {
+		if r.Err != nil {
+			fmt.Fprintf(o.stdout, "FAILED repository %s: %v\n", r.Name, r.Err)
+			continue
+		}
 		fmt.Fprintf(o.stdout, "repository %s: %d index entries", r.Name, r.Entries)
 		if n := len(r.Repaired); n > 0 {
 			fmt.Fprintf(o.stdout, ", %d restored from the store", n)
@@ -258,9 +262,6 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 			fmt.Fprintf(o.stdout, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
 		}
 		fmt.Fprintln(o.stdout)
-		if r.Err != nil {
-			fmt.Fprintf(o.stdout, "FAILED repository %s: %v\n", r.Name, r.Err)
-		}
 	}
 	if plan {
 		fmt.Fprintf(o.stdout, "plan: %d to publish, %d already published, %d failing\n", count[syncer.Pending], count[syncer.Skipped], count[syncer.Failed])

@@ -122,7 +122,8 @@ type Report struct {
 // the index lacks) into index.yaml. A package whose name is taken by other
 // bytes fails alone. Publish returns an error only when the repository
 // itself could not be updated (index unreadable, store unreachable); the
-// report is filled as far as it got.
+// report then holds the packages that failed alone, and nothing else: no
+// package counts as published until the index that lists it is written.
 func (p *Publisher) Publish(ctx context.Context, pkgs []Package) (*Report, error) {
 	rep := &Report{Failed: map[string]error{}}
 	stored := map[string]string{} // file name -> digest of the stored bytes
@@ -134,7 +135,7 @@ func (p *Publisher) Publish(ctx context.Context, pkgs []Package) (*Report, error
 		digest, err := p.create(ctx, name, pkg.Data)
 		if err != nil {
 			if !errors.Is(err, ErrStoredDiffers) && !errors.Is(err, store.ErrExist) {
-				return rep, fmt.Errorf("store %s: %w", name, err)
+				return rep, err // the store's error names the key
 			}
 			rep.Failed[name] = err
 			continue
@@ -192,12 +193,15 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 		if err != nil {
 			return err
 		}
-		changed, err := p.merge(ctx, idx, objs, meta, stored, rep)
+		// The report says what is in the index only once it is there.
+		next := &Report{Failed: rep.Failed}
+		changed, err := p.merge(ctx, idx, objs, meta, stored, next)
 		if err != nil {
 			return err
 		}
-		rep.Entries = countEntries(idx)
+		next.Entries = countEntries(idx)
 		if !changed {
+			*rep = *next
 			return p.cfg.Digests.Save()
 		}
 		b, err := marshalIndex(idx)
@@ -209,7 +213,8 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 			err = p.verify(ctx, idx)
 		}
 		if err == nil {
-			rep.Wrote = true
+			next.Wrote = true
+			*rep = *next
 			return p.cfg.Digests.Save()
 		}
 		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotExist) {
@@ -266,7 +271,6 @@ func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, erro
 // idx changed.
 func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[string]store.Object,
 	meta map[string]*chart.Metadata, stored map[string]string, rep *Report) (bool, error) {
-	rep.Published, rep.Repaired, rep.Missing, rep.Modified = nil, nil, nil, nil
 	byFile := filenames(idx)
 	names := make([]string, 0, len(objs))
 	for name := range objs {

@@ -199,10 +199,12 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 	for _, e := range errs {
 		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 	}
-	pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name]}, s.log)
+	st := s.stores[r.Store]
+	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
+	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name]}, s.log)
 	idx, _, err := pub.Index(ctx)
 	if err != nil {
-		rr.Err = fmt.Errorf("repository %s: %w", r.Name, err)
+		rr.Err = storeErr(err)
 		return
 	}
 	for _, cvs := range idx.Entries {
@@ -266,7 +268,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 
 	rep, err := pub.Publish(ctx, pkgs)
 	if err != nil {
-		rr.Err = fmt.Errorf("repository %s: %w", r.Name, err)
+		rr.Err = storeErr(err)
 	}
 	rr.Entries = rep.Entries
 	rr.Repaired, rr.Missing, rr.Modified = rep.Repaired, rep.Missing, rep.Modified
@@ -277,7 +279,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		case cerr == nil && slices.Contains(rep.Published, file):
 			cr.Outcome = Published
 		case cerr == nil && err != nil:
-			cerr = err
+			cerr = fmt.Errorf("not published: store %s failed (see the repository's error)", r.Store)
 		case cerr == nil:
 			cerr = errors.New("not in the index after publishing")
 		}
