@@ -103,8 +103,9 @@ type Config struct {
 	// The context passed to each operation bounds its total time.
 	Timeout time.Duration
 	// Retries bounds the retries of a write that failed with a transport
-	// error or a 5xx; 0 means DefaultRetries, -1 none. Reads are retried by
-	// the client library (3 times).
+	// error or a 5xx; 0 means DefaultRetries, -1 none. The client library
+	// retries reads after transport errors only: a 5xx on a read fails it,
+	// and with it the cycle, which the next cycle repeats.
 	Retries int
 }
 
