@@ -198,6 +198,9 @@ func (o *options) run(ctx context.Context) error {
 		}
 	}
 	res := s.Run(ctx)
+	if err := res.CycleErr(); err != nil {
+		log.Error("cycle failed", "err", err)
+	}
 	if cfg.Metrics.Textfile != "" {
 		if err := metrics.WriteTextfile(cfg.Metrics.Textfile, reg); err != nil {
 			log.Error("write metrics textfile", "err", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/signal"
 	"sync/atomic"
@@ -56,15 +55,7 @@ func (o *options) daemon(ctx context.Context) error {
 			return err
 		}
 		defer unlock()
-		res := st.s.Run(ctx)
-		if res.Err != nil {
-			return res.Err
-		}
-		var errs []error
-		for _, r := range res.Repos {
-			errs = append(errs, r.Err)
-		}
-		return errors.Join(errs...)
+		return st.s.Run(ctx).CycleErr() // the daemon logs it
 	}
 	d, err := daemon.New(dcfg, cycle, m, reg, log)
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"github.com/chartsync/chartsync/internal/metrics"
 )
 
-// record logs each chart's outcome once and updates the metrics.
+// record logs each chart's outcome once and updates the metrics. The
+// cycle's own error (Result.Err, RepoResult.Err) is the caller's to log:
+// the daemon or the CLI, which decide what it means.
 func (s *Syncer) record(start time.Time, res *Result) {
 	for _, c := range res.Charts {
 		log := s.log.With("repository", c.Repository, "chart", c.Name, "version", c.Version)
@@ -31,12 +33,6 @@ func (s *Syncer) record(start time.Time, res *Result) {
 		for _, f := range r.Modified {
 			log.Error("stored package differs from its index digest", "chart", f)
 		}
-		if r.Err != nil {
-			log.Error("repository failed", "err", r.Err)
-		}
-	}
-	if res.Err != nil {
-		s.log.Error("cycle failed", "err", res.Err)
 	}
 
 	m := s.metrics
@@ -45,15 +41,10 @@ func (s *Syncer) record(start time.Time, res *Result) {
 	}
 	result := metrics.ResultSuccess
 	switch {
-	case res.Err != nil:
+	case res.CycleErr() != nil:
 		result = metrics.ResultError
 	case !res.OK():
 		result = metrics.ResultChartFailures
-	}
-	for _, r := range res.Repos {
-		if r.Err != nil {
-			result = metrics.ResultError
-		}
 	}
 	for _, c := range res.Charts {
 		switch c.Outcome {

@@ -70,6 +70,16 @@ type Result struct {
 	Err        error // the cycle could not run (git, lock, ...)
 }
 
+// CycleErr is the cycle's own failure, if any: git, or a repository that
+// could not be read or written. Charts failing alone are not in it.
+func (r *Result) CycleErr() error {
+	errs := []error{r.Err}
+	for _, rr := range r.Repos {
+		errs = append(errs, rr.Err)
+	}
+	return errors.Join(errs...)
+}
+
 // Failures lists the charts that failed.
 func (r *Result) Failures() []ChartResult {
 	var out []ChartResult
@@ -85,11 +95,11 @@ func (r *Result) Failures() []ChartResult {
 // repository was processed, no chart failed and no stored package was
 // found modified.
 func (r *Result) OK() bool {
-	if r.Err != nil || len(r.Failures()) > 0 {
+	if r.CycleErr() != nil || len(r.Failures()) > 0 {
 		return false
 	}
 	for _, rr := range r.Repos {
-		if rr.Err != nil || len(rr.Modified) > 0 {
+		if len(rr.Modified) > 0 {
 			return false
 		}
 	}
