@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,21 @@ type Repository struct {
 	Prefix  string   `toml:"prefix"`
 	BaseURL string   `toml:"base_url"`
 	Lint    string   `toml:"lint"`
+}
+
+// storeKeys lists the keys of a [store.NAME] table that each type takes;
+// a key of another type is an error, not silently ignored.
+var storeKeys = map[string][]string{
+	"local": {"path"},
+	"s3": {"bucket", "region", "endpoint", "path_style", "profile",
+		"access_key_id_file", "secret_access_key_file"},
+	"swift": {"auth_url", "auth_version", "container", "user", "key_file", "project",
+		"project_id", "domain", "project_domain", "swift_region",
+		"application_credential_id", "application_credential_secret_file"},
+}
+
+func appliesTo(key, typ string) bool {
+	return key == "type" || slices.Contains(storeKeys[typ], key) || storeKeys[typ] == nil
 }
 
 // Store is one [store.NAME] table. Which keys apply depends on Type.
@@ -149,6 +165,13 @@ func parse(b []byte, dir string) (*Config, error) {
 			keys[i] = k.String() + lineOf(b, k[len(k)-1])
 		}
 		return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	for name, st := range c.Stores {
+		for _, key := range md.Keys() {
+			if len(key) == 3 && key[0] == "store" && key[1] == name && !appliesTo(key[2], st.Type) {
+				return nil, fmt.Errorf("store.%s: key %s does not apply to type %q%s", name, key[2], st.Type, lineOf(b, key[2]))
+			}
+		}
 	}
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {

@@ -24,6 +24,7 @@ func TestLoad(t *testing.T) {
 		{"bad-prefix.toml", `type "ftp"`},
 		{"duplicate-location.toml", "same store and prefix as repository a"},
 		{"swift-bad-version.toml", "auth_version 4"},
+		{"key-of-other-type.toml", `store.main: key bucket does not apply to type "local" (line 10)`},
 		{"does-not-exist.toml", "no such file"},
 	}
 	for _, tt := range tests {

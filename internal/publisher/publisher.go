@@ -204,6 +204,7 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 			*rep = *next
 			return p.cfg.Digests.Save()
 		}
+		idx.Generated = p.now()
 		b, err := marshalIndex(idx)
 		if err != nil {
 			return err
