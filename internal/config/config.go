@@ -67,6 +67,11 @@ type Repository struct {
 	Prefix  string   `toml:"prefix"`
 	BaseURL string   `toml:"base_url"`
 	Lint    string   `toml:"lint"`
+	// Signing: the key (a user id or part of it) in a secret keyring file,
+	// and an optional file holding its passphrase.
+	SignKey        string `toml:"sign_key"`
+	KeyringFile    string `toml:"keyring_file"`
+	PassphraseFile string `toml:"passphrase_file"`
 }
 
 // storeKeys lists the keys of a [store.NAME] table that each type takes;
@@ -192,6 +197,8 @@ func parse(b []byte, dir string) (*Config, error) {
 			r.Lint = "strict"
 		}
 		r.Prefix = strings.Trim(r.Prefix, "/")
+		abs(&r.KeyringFile)
+		abs(&r.PassphraseFile)
 		r.BaseURL = strings.TrimRight(r.BaseURL, "/")
 	}
 	for name, s := range c.Stores {
@@ -275,6 +282,9 @@ func (c *Config) Validate() error {
 		}
 		if r.BaseURL != "" && !strings.HasPrefix(r.BaseURL, "http://") && !strings.HasPrefix(r.BaseURL, "https://") {
 			add("%s: base_url %q: must be an http(s) URL", where, r.BaseURL)
+		}
+		if (r.SignKey == "") != (r.KeyringFile == "") || r.PassphraseFile != "" && r.SignKey == "" {
+			add("%s: sign_key and keyring_file go together (passphrase_file needs both)", where)
 		}
 		if r.Lint != "strict" && r.Lint != "warn" {
 			add("%s: lint %q: must be \"strict\" or \"warn\"", where, r.Lint)

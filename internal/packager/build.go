@@ -33,7 +33,8 @@ import (
 //     against the version constraint and attached (ReasonDependency names
 //     what is missing);
 //   - writes the reproducible .tgz and runs helm's linter on exactly those
-//     bytes, unpacked (ReasonLint, unless opts.Lint is LintWarn).
+//     bytes, unpacked (ReasonLint, unless opts.Lint is LintWarn);
+//   - signs the .tgz if opts.Signer is set.
 //
 // A vendored dependency wins over a file:// one of the same name, and is
 // taken as it is (its version is not checked against the constraint, as
@@ -118,12 +119,18 @@ func Build(ctx context.Context, root string, c Chart, opts Options) (*Package, e
 	}
 
 	sum := sha256.Sum256(data)
-	return &Package{
+	pkg := &Package{
 		Metadata: ch.Metadata,
 		Data:     data,
 		Digest:   hex.EncodeToString(sum[:]),
 		Warnings: warnings,
-	}, nil
+	}
+	if opts.Signer != nil {
+		if pkg.Provenance, err = opts.Signer.Sign(pkg); err != nil {
+			return nil, fail(ReasonPackage, err)
+		}
+	}
+	return pkg, nil
 }
 
 // classify maps an error from the checks to its Reason.

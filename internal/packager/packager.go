@@ -83,14 +83,17 @@ const (
 // Options tune Build. The zero value is the strict default.
 type Options struct {
 	Lint LintMode
+	// Signer, if set, signs each package: Package.Provenance.
+	Signer *Signer
 }
 
 // Package is one packaged chart version, ready to store.
 type Package struct {
-	Metadata *chart.Metadata
-	Data     []byte   // the .tgz bytes
-	Digest   string   // hex sha256 of Data
-	Warnings []string // lint findings that did not fail the chart
+	Metadata   *chart.Metadata
+	Data       []byte   // the .tgz bytes
+	Digest     string   // hex sha256 of Data
+	Provenance []byte   // the .prov file, if Options.Signer was set
+	Warnings   []string // lint findings that did not fail the chart
 }
 
 // Filename returns the package's file name, "<name>-<version>.tgz".

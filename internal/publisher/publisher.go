@@ -90,8 +90,9 @@ func (p *Publisher) Index(ctx context.Context) (*repo.IndexFile, string, error) 
 
 // Package is one chart version to publish.
 type Package struct {
-	Metadata *chart.Metadata
-	Data     []byte
+	Metadata   *chart.Metadata
+	Data       []byte
+	Provenance []byte // the .prov file; nil for an unsigned package
 }
 
 // Filename is the package's file name in the repository, as helm names it.
@@ -132,6 +133,9 @@ func (p *Publisher) Publish(ctx context.Context, pkgs []Package) (*Report, error
 			return rep, err
 		}
 		name := Filename(pkg.Metadata.Name, pkg.Metadata.Version)
+		if err := p.createProvenance(ctx, name, pkg.Provenance); err != nil {
+			return rep, err
+		}
 		digest, err := p.create(ctx, name, pkg.Data)
 		if err != nil {
 			if !errors.Is(err, ErrStoredDiffers) && !errors.Is(err, store.ErrExist) {
@@ -168,6 +172,22 @@ func (p *Publisher) create(ctx context.Context, name string, data []byte) (strin
 		return "", fmt.Errorf("%w: %s holds sha256 %s, this build is %s", ErrStoredDiffers, name, theirs, ours)
 	}
 	return ours, nil
+}
+
+// createProvenance stores a package's .prov before the package itself, so
+// that a signed package is never stored without its signature. A .prov
+// already stored is kept: it signs the same digest (packages are
+// reproducible) or, if the stored package differs, the package fails and
+// `helm --verify` refuses the pair, never accepts it.
+func (p *Publisher) createProvenance(ctx context.Context, name string, prov []byte) error {
+	if prov == nil {
+		return nil
+	}
+	err := p.store.Create(ctx, p.key(name+".prov"), prov)
+	if err != nil && !errors.Is(err, store.ErrExist) {
+		return err
+	}
+	return nil
 }
 
 func digest(b []byte) string {

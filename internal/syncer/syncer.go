@@ -114,6 +114,7 @@ type Syncer struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	digests map[string]*publisher.DigestCache
+	signers map[string]*packager.Signer // by repository; absent: unsigned
 }
 
 // New opens the configured stores (without touching them) and returns a
@@ -124,7 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 		return nil, err
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
-		digests: map[string]*publisher.DigestCache{}}
+		digests: map[string]*publisher.DigestCache{}, signers: map[string]*packager.Signer{}}
 	for name, sc := range cfg.Stores {
 		st, err := openStore(ctx, sc)
 		if err != nil {
@@ -136,6 +137,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 		s.stores[name] = st
 	}
 	for _, r := range cfg.Repositories {
+		if r.SignKey != "" {
+			passphrase, err := config.ReadSecret(r.PassphraseFile)
+			if err != nil {
+				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+			if s.signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
+				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+		}
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
 		if m != nil {
 			m.InitRepository(r.Name)
@@ -266,7 +276,8 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 			continue
 		}
 		cr.Warnings = built[i].pkg.Warnings
-		pkgs = append(pkgs, publisher.Package{Metadata: built[i].pkg.Metadata, Data: built[i].pkg.Data})
+		pkg := built[i].pkg
+		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Provenance: pkg.Provenance})
 		pending = append(pending, cr)
 	}
 	if !publish {
@@ -304,7 +315,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 // build packages charts in parallel, one worker per core. out[i] is the
 // result for charts[i].
 func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []built {
-	opts := packager.Options{Lint: packager.LintStrict}
+	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name]}
 	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
 	}

@@ -194,14 +194,20 @@ func newHelm(t *testing.T) *helm {
 	return &helm{t: t, bin: testenv.Helm(t), home: t.TempDir()}
 }
 
-func (h *helm) run(args ...string) string {
-	h.t.Helper()
+// cmd returns the helm command for args, in this helm's homes.
+func (h *helm) cmd(args ...string) *exec.Cmd {
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = append(os.Environ(),
 		"HELM_CONFIG_HOME="+filepath.Join(h.home, "config"),
 		"HELM_CACHE_HOME="+filepath.Join(h.home, "cache"),
 		"HELM_DATA_HOME="+filepath.Join(h.home, "data"))
-	code, out := runCmd(h.t, cmd)
+	return cmd
+}
+
+// run runs helm and fails the test unless it exits 0.
+func (h *helm) run(args ...string) string {
+	h.t.Helper()
+	code, out := runCmd(h.t, h.cmd(args...))
 	if code != 0 {
 		h.t.Fatalf("helm %s: exit %d\n%s", strings.Join(args, " "), code, out)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/repo"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // fixture is a repository with the kinds of chart a real one has: a
@@ -289,5 +292,36 @@ func TestSecondRunWaitsForTheLock(t *testing.T) {
 	code, out := s.run("run", "--once", "--lock-wait", "300ms")
 	if code != 1 || !strings.Contains(out, "another chartsync is running") {
 		t.Errorf("exit %d, want 1 and a clear message:\n%s", code, out)
+	}
+}
+
+func TestSignedPackagesVerifyWithHelm(t *testing.T) {
+	secring, pubring := testenv.Keyring(t, "Chart Publisher", "charts@example.org")
+	r := newGitRepo(t)
+	r.write(chart("charts/a", "a", "1.0.0"))
+	r.commit("a")
+	s, store := newLocalSite(t, r, "")
+	cfg, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Signing is a [[repository]] setting: append it to that table.
+	cfg = bytes.Replace(cfg, []byte(`store = "main"`), []byte(fmt.Sprintf("store = \"main\"\nsign_key = \"charts@example.org\"\nkeyring_file = %q", secring)), 1)
+	os.WriteFile(s.config, cfg, 0o644)
+	s.mustRun("run", "--once")
+	if _, err := os.Stat(filepath.Join(store, "a-1.0.0.tgz.prov")); err != nil {
+		t.Fatal(err)
+	}
+
+	h := newHelm(t)
+	h.run("repo", "add", "signed", serveDir(t, store))
+	out := h.run("pull", "signed/a", "--verify", "--keyring", pubring, "-d", t.TempDir())
+	if !strings.Contains(out, "Signed by: Chart Publisher") {
+		t.Errorf("helm pull --verify:\n%s", out)
+	}
+	// A tampered package fails verification.
+	os.WriteFile(filepath.Join(store, "a-1.0.0.tgz"), []byte("not the signed bytes"), 0o644)
+	if code, out := runCmd(t, h.cmd("pull", "signed/a", "--verify", "--keyring", pubring, "-d", t.TempDir())); code == 0 {
+		t.Errorf("helm pull --verify accepted a tampered package:\n%s", out)
 	}
 }
