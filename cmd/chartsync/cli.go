@@ -94,7 +94,15 @@ func newRootCmd(o *options) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
 	runCmd.Flags().BoolVar(&o.once, "once", false, "run one cycle and exit (for a systemd timer)")
-	root.AddCommand(runCmd,
+	var listen string
+	serveCmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the configured repositories read-only over HTTP, each under /<repository>/",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.serve(cmd.Context(), listen) },
+	}
+	serveCmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8879", "address to listen on")
+	root.AddCommand(runCmd, serveCmd,
 		&cobra.Command{
 			Use:   "plan",
 			Short: "Show what would be published and what would fail, publishing nothing",

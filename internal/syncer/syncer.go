@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -344,4 +345,22 @@ func hasVersion(cvs repo.ChartVersions, version string) bool {
 		}
 	}
 	return false
+}
+
+// Handler serves every repository read-only, each under /<name>/, from its
+// store: what `chartsync serve` serves. GET / lists the repositories.
+func (s *Syncer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	var names []string
+	for _, r := range s.cfg.Repositories {
+		pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix}, s.log)
+		mux.Handle("/"+r.Name+"/", http.StripPrefix("/"+r.Name, pub.Handler()))
+		names = append(names, r.Name)
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		for _, n := range names {
+			fmt.Fprintf(w, "%s/\n", n)
+		}
+	})
+	return mux
 }

@@ -8,13 +8,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/chartsync/chartsync/internal/testenv"
 )
@@ -130,10 +133,13 @@ type site struct {
 func newLocalSite(t *testing.T, repo *gitRepo, extra string) (*site, string) {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "repo")
-	return newSite(t, repo, fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), extra), store
+	return newSite(t, repo.dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), extra), store
 }
 
-func newSite(t *testing.T, repo *gitRepo, storeTOML, extra string) *site {
+// newSite writes a config publishing charts/* of the git repository at
+// gitURL to the [store.main] in storeTOML, under prefix. extra (top-level
+// keys and tables) goes before the [git] table.
+func newSite(t *testing.T, gitURL, prefix, storeTOML, extra string) *site {
 	t.Helper()
 	dir := t.TempDir()
 	s := &site{t: t, config: filepath.Join(dir, "chartsync.toml"), stateDir: filepath.Join(dir, "state")}
@@ -146,7 +152,8 @@ branch = "main"
 name = "stable"
 charts = ["charts/*"]
 store = "main"
-%s`, s.stateDir, extra, repo.dir, storeTOML)
+prefix = %q
+%s`, s.stateDir, extra, gitURL, prefix, storeTOML)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -246,4 +253,39 @@ func snapshot(t *testing.T, dir string) map[string]string {
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// startServe runs `chartsync serve` for the site on a free port until the
+// test ends, and returns its base URL.
+func startServe(t *testing.T, s *site) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out bytes.Buffer
+	cmd := exec.Command(binary, "serve", "--listen", addr, "--config", s.config)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("chartsync serve output:\n%s", out.String())
+		}
+	})
+	url := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(url + "/"); err == nil {
+			resp.Body.Close()
+			return url
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chartsync serve did not start:\n%s", out.String())
+		}
+	}
 }

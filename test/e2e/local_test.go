@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,5 +324,53 @@ func TestSignedPackagesVerifyWithHelm(t *testing.T) {
 	os.WriteFile(filepath.Join(store, "a-1.0.0.tgz"), []byte("not the signed bytes"), 0o644)
 	if code, out := runCmd(t, h.cmd("pull", "signed/a", "--verify", "--keyring", pubring, "-d", t.TempDir())); code == 0 {
 		t.Errorf("helm pull --verify accepted a tampered package:\n%s", out)
+	}
+}
+
+func TestServe(t *testing.T) {
+	r := newGitRepo(t)
+	r.write(chart("charts/a", "a", "1.0.0"))
+	r.commit("a")
+	s, _ := newLocalSite(t, r, "")
+	s.mustRun("run", "--once")
+	url := startServe(t, s) + "/stable"
+
+	get := func(method, path string, header ...string) *http.Response {
+		req, _ := http.NewRequest(method, url+path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := get("GET", "/a-1.0.0.tgz")
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || etag == "" || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
+		t.Errorf("GET package: %d, ETag %q, Cache-Control %q", resp.StatusCode, etag, resp.Header.Get("Cache-Control"))
+	}
+	for _, c := range []struct {
+		method, path string
+		header       []string
+		want         int
+	}{
+		{"GET", "/a-1.0.0.tgz", []string{"If-None-Match", etag}, http.StatusNotModified},
+		{"HEAD", "/index.yaml", nil, http.StatusOK},
+		{"GET", "/nothere-1.0.0.tgz", nil, http.StatusNotFound},
+		{"GET", "/../../etc/passwd", nil, http.StatusNotFound},
+		{"GET", "/sub/a-1.0.0.tgz", nil, http.StatusNotFound},
+		{"PUT", "/a-1.0.0.tgz", nil, http.StatusMethodNotAllowed},
+	} {
+		if got := get(c.method, c.path, c.header...).StatusCode; got != c.want {
+			t.Errorf("%s %s %v: %d, want %d", c.method, c.path, c.header, got, c.want)
+		}
+	}
+	h := newHelm(t)
+	h.run("repo", "add", "served", url)
+	if out := h.run("search", "repo", "served/a"); !strings.Contains(out, "1.0.0") {
+		t.Errorf("helm search through chartsync serve:\n%s", out)
 	}
 }

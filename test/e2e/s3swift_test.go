@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -104,22 +102,7 @@ func localStore(t *testing.T) objStore {
 // its own state dir.
 func newStoreSite(t *testing.T, gitURL string, obj objStore, prefix string) *site {
 	t.Helper()
-	dir := t.TempDir()
-	s := &site{t: t, config: filepath.Join(dir, "chartsync.toml"), stateDir: filepath.Join(dir, "state")}
-	cfg := fmt.Sprintf(`state_dir = %q
-[git]
-url = %q
-branch = "main"
-[[repository]]
-name = "stable"
-charts = ["charts/*"]
-store = "main"
-prefix = %q
-%s`, s.stateDir, gitURL, prefix, obj.toml)
-	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return newSite(t, gitURL, prefix, obj.toml, "")
 }
 
 func pkey(prefix, name string) string {
@@ -271,32 +254,6 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// serveStore serves the store's objects over HTTP (GET /KEY), read
-// through the store's own client, as a web server in front of a bucket
-// or container would.
-func serveStore(t *testing.T, st store.Store) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			http.Error(w, "read only", http.StatusMethodNotAllowed)
-			return
-		}
-		key := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
-		b, _, err := st.Get(r.Context(), key)
-		if errors.Is(err, store.ErrNotExist) {
-			http.NotFound(w, r)
-			return
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		w.Write(b)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
 // writes counts the requests through a proxy that can change the store.
 func writes(p *testenv.Proxy) int {
 	return p.Count(http.MethodPut) + p.Count(http.MethodPost) + p.Count(http.MethodDelete) +
@@ -336,11 +293,7 @@ func endToEnd(t *testing.T, obj objStore, proxy *testenv.Proxy, prefix string) {
 	}
 
 	h := newHelm(t)
-	url := serveStore(t, obj.st)
-	if prefix != "" {
-		url += "/" + prefix
-	}
-	h.run("repo", "add", "e2e", url)
+	h.run("repo", "add", "e2e", startServe(t, s)+"/stable")
 	search := h.run("search", "repo", "e2e/", "--versions")
 	for _, want := range []string{`e2e/hello\s+0\.1\.0`, `e2e/web\s+1\.0\.0`, `e2e/worker\s+0\.3\.0`} {
 		if !regexp.MustCompile(want).MatchString(search) {
