@@ -253,13 +253,8 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 			}
 			// Our write has not landed (or not yet; if it lands later it is
 			// still conditional and cannot clobber what a retry sees).
-			switch {
-			case version == "" && found:
-				return "", refused
-			case version != "" && !found:
-				return "", store.ErrNotExist
-			case version != "" && current != version:
-				return "", store.ErrConflict
+			if err := store.Recheck(found, current, version, refused); err != nil {
+				return "", err
 			}
 			unknown = false
 		}

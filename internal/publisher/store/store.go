@@ -39,7 +39,10 @@ type Store interface {
 	// Create stores data under key if no object exists there, else returns
 	// ErrExist and leaves the stored object untouched. On a backend without
 	// atomic create (Swift) two racing Creates may both succeed; callers
-	// re-read what they wrote.
+	// re-read what they wrote. A Create of bytes identical to the stored
+	// ones may return nil instead of ErrExist: after an unknown outcome (a
+	// transport error or 5xx) the store reads back, and then cannot tell
+	// "we wrote it" from "it was there"; either way those bytes are stored.
 	Create(ctx context.Context, key string, data []byte) error
 	// Replace stores data under key if the stored object's version is still
 	// version ("" means: only if no object exists), and returns the new
@@ -70,4 +73,23 @@ func Backoff(ctx context.Context, base, max time.Duration, attempt int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Recheck decides what a conditional write whose outcome was unknown (a
+// transport error or 5xx) should do after a read-back that found the
+// object (found, at current) without our bytes in it: nil means the guard
+// still holds and the write may be retried; otherwise the error to return.
+// version is the write's guard ("" = create), refused the error for a
+// failed guard on an existing object (ErrExist for Create, ErrConflict for
+// Replace).
+func Recheck(found bool, current, version string, refused error) error {
+	switch {
+	case version == "" && found:
+		return refused
+	case version != "" && !found:
+		return ErrNotExist
+	case version != "" && current != version:
+		return ErrConflict
+	}
+	return nil
 }

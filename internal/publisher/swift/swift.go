@@ -319,13 +319,8 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 			case bytes.Equal(stored, data):
 				return current, nil
 			}
-			switch {
-			case version == "" && found:
-				return "", refused
-			case version != "" && !found:
-				return "", store.ErrNotExist
-			case version != "" && current != version:
-				return "", store.ErrConflict
+			if err := store.Recheck(found, current, version, refused); err != nil {
+				return "", err
 			}
 			unknown = false
 		}
