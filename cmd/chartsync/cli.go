@@ -163,26 +163,30 @@ func (o *options) logger() (*slog.Logger, error) {
 	return slog.New(h), nil
 }
 
-// setup loads the config, builds the logger and the Syncer, and takes the
-// state directory's lock.
-func (o *options) setup(ctx context.Context, m *metrics.Metrics) (*config.Config, *slog.Logger, *syncer.Syncer, func(), error) {
+// open loads the config and builds the logger and the Syncer (m may be nil).
+func (o *options) open(ctx context.Context, m *metrics.Metrics) (*config.Config, *slog.Logger, *syncer.Syncer, error) {
 	cfg, err := o.loadConfig()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	log, err := o.logger()
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	s, err := syncer.New(ctx, cfg, log, m)
 	if err != nil {
-		return nil, nil, nil, nil, &exitError{exitFailed, err}
+		return nil, nil, nil, &exitError{exitFailed, err}
 	}
-	unlock, err := syncer.Lock(ctx, cfg.StateDir, o.lockWait)
+	return cfg, log, s, nil
+}
+
+// lock takes the state directory's lock, so that runs never overlap.
+func (o *options) lock(ctx context.Context, cfg *config.Config) (unlock func(), err error) {
+	unlock, err = syncer.Lock(ctx, cfg.StateDir, o.lockWait)
 	if err != nil {
-		return nil, nil, nil, nil, &exitError{exitFailed, err}
+		return nil, &exitError{exitFailed, err}
 	}
-	return cfg, log, s, unlock, nil
+	return unlock, nil
 }
 
 func (o *options) run(ctx context.Context) error {
@@ -193,7 +197,11 @@ func (o *options) run(ctx context.Context) error {
 	defer stop()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version, revision())
-	cfg, log, s, unlock, err := o.setup(ctx, m)
+	cfg, log, s, err := o.open(ctx, m)
+	if err != nil {
+		return err
+	}
+	unlock, err := o.lock(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -224,7 +232,11 @@ func (o *options) run(ctx context.Context) error {
 func (o *options) plan(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	_, _, s, unlock, err := o.setup(ctx, nil)
+	cfg, _, s, err := o.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	unlock, err := o.lock(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -21,27 +21,18 @@ import (
 func (o *options) daemon(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cfg, err := o.loadConfig()
-	if err != nil {
-		return err
-	}
-	log, err := o.logger()
-	if err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, version, revision())
-
+	cfg, log, s, err := o.open(ctx, m)
+	if err != nil {
+		return err
+	}
 	type state struct {
 		cfg *config.Config
 		s   *syncer.Syncer
 	}
 	var cur atomic.Pointer[state]
-	s, err := syncer.New(ctx, cfg, log, m)
-	if err != nil {
-		return &exitError{exitFailed, err}
-	}
 	cur.Store(&state{cfg, s})
 	dcfg, err := daemonConfig(cfg)
 	if err != nil {

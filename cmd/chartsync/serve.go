@@ -8,8 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/chartsync/chartsync/internal/syncer"
 )
 
 // serve serves the configured repositories read-only over HTTP, each under
@@ -17,17 +15,9 @@ import (
 func (o *options) serve(ctx context.Context, listen string) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cfg, err := o.loadConfig()
+	_, log, s, err := o.open(ctx, nil)
 	if err != nil {
 		return err
-	}
-	log, err := o.logger()
-	if err != nil {
-		return err
-	}
-	s, err := syncer.New(ctx, cfg, log, nil)
-	if err != nil {
-		return &exitError{exitFailed, err}
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
