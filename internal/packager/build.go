@@ -81,7 +81,7 @@ func Build(ctx context.Context, root string, c Chart, opts Options) (*Package, e
 	}
 	md := found.Metadata
 	if c.Metadata != nil && (md.Name != c.Metadata.Name || md.Version != c.Metadata.Version) {
-		return nil, fail(ReasonPackage, fmt.Errorf("Chart.yaml now says %q %s, not what was discovered", md.Name, md.Version))
+		return nil, fail(ReasonPackage, fmt.Errorf("changed since discovery: Chart.yaml now says %q %s", md.Name, md.Version))
 	}
 	e.Name, e.Version = md.Name, md.Version
 
