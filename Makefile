@@ -18,8 +18,9 @@ build:
 tools:
 	./scripts/install-tools.sh
 
-vet:
+vet: tools
 	$(GO) vet ./...
+	staticcheck ./...
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 
 test: tools vet
