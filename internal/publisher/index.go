@@ -75,12 +75,22 @@ func filenames(idx *repo.IndexFile) map[string]*repo.ChartVersion {
 	return m
 }
 
-// lookup returns the entry for (name, version), or nil.
-func lookup(idx *repo.IndexFile, name, version string) *repo.ChartVersion {
+// Lookup returns idx's entry for exactly (name, version), or nil. (helm's
+// IndexFile.Has takes version as a semver constraint.)
+func Lookup(idx *repo.IndexFile, name, version string) *repo.ChartVersion {
 	for _, cv := range idx.Entries[name] {
 		if cv.Version == version {
 			return cv
 		}
 	}
 	return nil
+}
+
+// Entries returns the number of chart versions in idx.
+func Entries(idx *repo.IndexFile) int {
+	n := 0
+	for _, cvs := range idx.Entries {
+		n += len(cvs)
+	}
+	return n
 }

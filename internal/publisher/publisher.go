@@ -219,7 +219,7 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 		if err != nil {
 			return err
 		}
-		next.Entries = countEntries(idx)
+		next.Entries = Entries(idx)
 		if !changed {
 			*rep = *next
 			return p.cfg.Digests.Save()
@@ -260,7 +260,7 @@ func (p *Publisher) verify(ctx context.Context, want *repo.IndexFile) error {
 	}
 	for name, cvs := range want.Entries {
 		for _, cv := range cvs {
-			if lookup(got, name, cv.Version) == nil {
+			if Lookup(got, name, cv.Version) == nil {
 				return fmt.Errorf("verify index: %s %s missing after write: %w", name, cv.Version, store.ErrConflict)
 			}
 		}
@@ -386,12 +386,4 @@ func (p *Publisher) storedDigest(ctx context.Context, obj store.Object) (string,
 	sum := digest(data)
 	p.cfg.Digests.Put(obj.Key, ver, sum)
 	return sum, data, nil
-}
-
-func countEntries(idx *repo.IndexFile) int {
-	n := 0
-	for _, cvs := range idx.Entries {
-		n += len(cvs)
-	}
-	return n
 }

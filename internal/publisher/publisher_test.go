@@ -62,7 +62,7 @@ func TestPublishAddsAndNeverDrops(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	idx, _, _ := p.Index(ctx)
-	created := lookup(idx, "a", "1.0.0").Created
+	created := Lookup(idx, "a", "1.0.0").Created
 
 	// Same bytes again: nothing to do, nothing written.
 	rep, err = p.Publish(ctx, []Package{pkg(t, "a", "1.0.0", "")})
@@ -78,10 +78,10 @@ func TestPublishAddsAndNeverDrops(t *testing.T) {
 		t.Errorf("a-1.0.0 with other bytes: %v", rep.Failed["a-1.0.0.tgz"])
 	}
 	idx, _, _ = p.Index(ctx)
-	if cv := lookup(idx, "a", "1.0.0"); cv == nil || !cv.Created.Equal(created) {
+	if cv := Lookup(idx, "a", "1.0.0"); cv == nil || !cv.Created.Equal(created) {
 		t.Errorf("a 1.0.0 entry changed or dropped: %+v", cv)
 	}
-	if lookup(idx, "c", "2.0.0") == nil || rep.Entries != 3 {
+	if Lookup(idx, "c", "2.0.0") == nil || rep.Entries != 3 {
 		t.Errorf("c 2.0.0 not added; entries %d", rep.Entries)
 	}
 }
@@ -111,11 +111,11 @@ func TestReconcileRepairsAndReports(t *testing.T) {
 		t.Fatalf("repaired %v, modified %v, missing %v", rep.Repaired, rep.Modified, rep.Missing)
 	}
 	idx, _, _ := p.Index(ctx)
-	cv := lookup(idx, "lost", "3.0.0")
+	cv := Lookup(idx, "lost", "3.0.0")
 	if cv == nil || cv.Digest != digest(lost.Data) {
 		t.Errorf("lost entry not restored from the stored bytes: %+v", cv)
 	}
-	if lookup(idx, "b", "1.0.0") == nil {
+	if Lookup(idx, "b", "1.0.0") == nil {
 		t.Error("entry of a missing package was dropped")
 	}
 }
@@ -154,7 +154,7 @@ func TestConcurrentPublishersLoseNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countEntries(idx); n != writers+1 {
+	if n := Entries(idx); n != writers+1 {
 		t.Errorf("index has %d entries, want %d", n, writers+1)
 	}
 }
@@ -166,7 +166,7 @@ func TestBaseURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	idx, _, _ := p.Index(context.Background())
-	if u := lookup(idx, "a", "1.0.0").URLs[0]; u != "https://charts.example.org/x/a-1.0.0.tgz" {
+	if u := Lookup(idx, "a", "1.0.0").URLs[0]; u != "https://charts.example.org/x/a-1.0.0.tgz" {
 		t.Errorf("url %q", u)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/chartsync/chartsync/internal/config"
 	"github.com/chartsync/chartsync/internal/gitsrc"
@@ -228,9 +227,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		rr.Err = storeErr(err)
 		return
 	}
-	for _, cvs := range idx.Entries {
-		rr.Entries += len(cvs)
-	}
+	rr.Entries = publisher.Entries(idx)
 
 	// Decide: group directories by (name, version).
 	type nv struct{ name, version string }
@@ -255,7 +252,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
 				Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
 					k.name, k.version, c.Dir, len(cs), strings.Join(where, ", "))})
-		case hasVersion(idx.Entries[k.name], k.version):
+		case publisher.Lookup(idx, k.name, k.version) != nil:
 			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Skipped})
 		default:
 			todo = append(todo, c)
@@ -336,15 +333,6 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 type built struct {
 	pkg *packager.Package
 	err error
-}
-
-func hasVersion(cvs repo.ChartVersions, version string) bool {
-	for _, cv := range cvs {
-		if cv.Version == version {
-			return true
-		}
-	}
-	return false
 }
 
 // Handler serves every repository read-only, each under /<name>/, from its
