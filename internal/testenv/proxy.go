@@ -123,3 +123,19 @@ func hangUp(w http.ResponseWriter) {
 		conn.Close()
 	}
 }
+
+// PutFaults returns a fault function for NewProxy that applies fault to the
+// PUT requests for which pick (given the PUT's number, from 1) is true. It
+func PutFaults(fault Fault, pick func(n int) bool) func(r *http.Request) Fault {
+	puts := 0
+	return func(r *http.Request) Fault {
+		if r.Method != http.MethodPut {
+			return Pass
+		}
+		puts++
+		if pick(puts) {
+			return fault
+		}
+		return Pass
+	}
+}

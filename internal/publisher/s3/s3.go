@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -220,7 +219,7 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 		Bucket:      aws.String(s.bucket),
 		Key:         aws.String(key),
 		ContentMD5:  aws.String(base64.StdEncoding.EncodeToString(sum[:])),
-		ContentType: aws.String(contentType(key)),
+		ContentType: aws.String(store.ContentType(key)),
 	}
 	if version == "" {
 		in.IfNoneMatch = aws.String("*")
@@ -368,16 +367,4 @@ func transient(err error, code int) bool {
 
 func unquote(etag string) string {
 	return strings.Trim(etag, `"`)
-}
-
-func contentType(key string) string {
-	switch path.Ext(key) {
-	case ".tgz":
-		return "application/gzip"
-	case ".yaml":
-		return "application/yaml"
-	case ".prov":
-		return "application/pgp-signature"
-	}
-	return "application/octet-stream"
 }

@@ -146,23 +146,6 @@ func TestMissingBucketIsNotErrNotExist(t *testing.T) {
 	}
 }
 
-// putFaults returns a fault function for testenv.NewProxy that applies
-// fault to the PUT requests for which pick (given the PUT's number, from 1)
-// is true.
-func putFaults(fault testenv.Fault, pick func(n int) bool) func(r *http.Request) testenv.Fault {
-	puts := 0
-	return func(r *http.Request) testenv.Fault {
-		if r.Method != http.MethodPut {
-			return testenv.Pass
-		}
-		puts++
-		if pick(puts) {
-			return fault
-		}
-		return testenv.Pass
-	}
-}
-
 // TestUnknownOutcome checks that a conditional write whose answer is lost
 // (or replaced by a server error) is reported from what is really stored:
 // the store reads back before it retries, so its own landed write is a
@@ -186,7 +169,7 @@ func TestUnknownOutcome(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var faultOn atomic.Int64 // the PUT number that fails
-			proxy := testenv.NewProxy(t, srv.Endpoint, putFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
+			proxy := testenv.NewProxy(t, srv.Endpoint, testenv.PutFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
 			s := newStore(t, srv, proxy.URL)
 			ctx := t.Context()
 
@@ -221,7 +204,7 @@ func TestUnknownOutcome(t *testing.T) {
 // and another writer's bytes are stored, the write is a conflict.
 func TestUnknownOutcomeLostRace(t *testing.T) {
 	srv := testenv.S3(t)
-	proxy := testenv.NewProxy(t, srv.Endpoint, putFaults(testenv.CutBefore, func(n int) bool { return n == 1 }))
+	proxy := testenv.NewProxy(t, srv.Endpoint, testenv.PutFaults(testenv.CutBefore, func(n int) bool { return n == 1 }))
 	s := newStore(t, srv, proxy.URL)
 	direct := newStore(t, srv, srv.Endpoint)
 	direct.bucket = s.bucket
@@ -259,7 +242,7 @@ func TestPreconditionFailedIsNotRetried(t *testing.T) {
 // nothing is written.
 func TestRetriesAreBounded(t *testing.T) {
 	srv := testenv.S3(t)
-	proxy := testenv.NewProxy(t, srv.Endpoint, putFaults(testenv.Unavailable, func(int) bool { return true }))
+	proxy := testenv.NewProxy(t, srv.Endpoint, testenv.PutFaults(testenv.Unavailable, func(int) bool { return true }))
 	s := newStore(t, srv, proxy.URL)
 	err := s.Create(t.Context(), "a", []byte("a"))
 	if err == nil || !strings.Contains(err.Error(), "outcome unknown") {

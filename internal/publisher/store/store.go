@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"path"
 	"time"
 )
 
@@ -92,4 +93,18 @@ func Recheck(found bool, current, version string, refused error) error {
 		return ErrConflict
 	}
 	return nil
+}
+
+// ContentType is the media type a backend stores an object with, from the
+// key's extension: what a web server in front of the bucket then serves.
+func ContentType(key string) string {
+	switch path.Ext(key) {
+	case ".tgz":
+		return "application/gzip"
+	case ".yaml":
+		return "application/yaml"
+	case ".prov":
+		return "application/pgp-signature"
+	}
+	return "application/octet-stream"
 }

@@ -43,7 +43,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -326,7 +325,7 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 		}
 		// checkHash false with hash set: the proxy verifies the MD5 and
 		// answers 422 on a mismatch.
-		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(data), false, hash, contentType(key), headers)
+		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(data), false, hash, store.ContentType(key), headers)
 		if err == nil {
 			if etag := strings.Trim(out["Etag"], `"`); etag != "" {
 				return etag, nil
@@ -388,16 +387,4 @@ func statusCode(err error) int {
 		return se.StatusCode
 	}
 	return 0
-}
-
-func contentType(key string) string {
-	switch path.Ext(key) {
-	case ".tgz":
-		return "application/gzip"
-	case ".yaml":
-		return "application/yaml"
-	case ".prov":
-		return "application/pgp-signature"
-	}
-	return "application/octet-stream"
 }

@@ -200,22 +200,6 @@ func TestBadCredentials(t *testing.T) {
 	}
 }
 
-// putFaults applies fault to the object PUTs for which pick (given the
-// PUT's number, from 1) is true.
-func putFaults(fault testenv.Fault, pick func(n int) bool) func(r *http.Request) testenv.Fault {
-	puts := 0
-	return func(r *http.Request) testenv.Fault {
-		if r.Method != http.MethodPut {
-			return testenv.Pass
-		}
-		puts++
-		if pick(puts) {
-			return fault
-		}
-		return testenv.Pass
-	}
-}
-
 // TestUnknownOutcome checks that a write whose answer is lost is judged by
 // what is stored: its own landed write is a success, not ErrExist.
 func TestUnknownOutcome(t *testing.T) {
@@ -234,7 +218,7 @@ func TestUnknownOutcome(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var faultOn atomic.Int64
-			proxy := testenv.NewProxy(t, srv.AuthURL, putFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
+			proxy := testenv.NewProxy(t, srv.AuthURL, testenv.PutFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
 			s := newStore(t, srv, proxy.URL+"/auth/v1.0", container)
 			ctx := t.Context()
 			key := fmt.Sprintf("a-%d.tgz", i)
