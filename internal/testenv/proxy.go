@@ -125,7 +125,8 @@ func hangUp(w http.ResponseWriter) {
 }
 
 // PutFaults returns a fault function for NewProxy that applies fault to the
-// PUT requests for which pick (given the PUT's number, from 1) is true. It
+// PUT requests for which pick (given the PUT's number, from 1) is true.
+// NewProxy calls it under its lock, one request at a time.
 func PutFaults(fault Fault, pick func(n int) bool) func(r *http.Request) Fault {
 	puts := 0
 	return func(r *http.Request) Fault {
