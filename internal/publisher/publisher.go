@@ -164,11 +164,14 @@ func (p *Publisher) create(ctx context.Context, name string, data []byte) (strin
 	if err == nil && p.store.Atomic() {
 		return ours, nil
 	}
-	b, _, gerr := p.store.Get(ctx, p.key(name))
+	b, ver, gerr := p.store.Get(ctx, p.key(name))
 	if gerr != nil {
 		return "", gerr
 	}
-	if theirs := digest(b); theirs != ours {
+	theirs := digest(b)
+	// The reconcile that follows needs this digest: spare it a second read.
+	p.cfg.Digests.Put(p.key(name), ver, theirs)
+	if theirs != ours {
 		return "", fmt.Errorf("%w: %s holds sha256 %s, this build is %s", ErrStoredDiffers, name, theirs, ours)
 	}
 	return ours, nil
