@@ -65,9 +65,6 @@ func (o *options) daemon(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := dcfg.Validate(); err != nil {
-			return err
-		}
 		s, err := syncer.New(ctx, cfg, log, m)
 		if err != nil {
 			return err

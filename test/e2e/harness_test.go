@@ -255,16 +255,21 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// startServe runs `chartsync serve` for the site on a free port until the
-// test ends, and returns its base URL.
-func startServe(t *testing.T, s *site) string {
-	t.Helper()
+// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServe runs `chartsync serve` for the site on a free port until the
+// test ends, and returns its base URL.
+func startServe(t *testing.T, s *site) string {
+	t.Helper()
+	addr := freeAddr(t)
 	var out bytes.Buffer
 	cmd := exec.Command(binary, "serve", "--listen", addr, "--config", s.config)
 	cmd.Stdout, cmd.Stderr = &out, &out
