@@ -137,13 +137,13 @@ func longName(n int) string {
 func TestGoldenDigests(t *testing.T) {
 	root := t.TempDir()
 	goldenTree(t, root)
-	charts, errs := Discover(root, []string{"charts/*"})
+	charts, errs := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 	if len(errs) > 0 {
 		t.Fatalf("Discover: %v", errs)
 	}
 	got := map[string]string{}
 	for _, c := range charts {
-		pkg, err := Build(context.Background(), root, c, Options{})
+		pkg, err := Build(context.Background(), os.DirFS(root), c, Options{})
 		if err != nil {
 			t.Fatalf("Build %s: %v", c.Dir, err)
 		}
@@ -167,7 +167,7 @@ func TestGoldenDigests(t *testing.T) {
 func TestGoldenTypical(t *testing.T) {
 	root := t.TempDir()
 	c := typicalTree(t, root)
-	pkg, err := Build(context.Background(), root, c, Options{})
+	pkg, err := Build(context.Background(), os.DirFS(root), c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -115,6 +116,7 @@ type Syncer struct {
 	metrics *metrics.Metrics
 	digests map[string]*publisher.DigestCache
 	signers map[string]*packager.Signer // by repository; absent: unsigned
+	linter  *packager.Linter            // lints in a bounded child process; verdicts cached in the state dir
 }
 
 // New opens the configured stores (without touching them) and returns a
@@ -126,6 +128,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
 		digests: map[string]*publisher.DigestCache{}, signers: map[string]*packager.Signer{}}
+	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
+		return nil, err
+	}
 	for name, sc := range cfg.Stores {
 		st, err := openStore(ctx, sc)
 		if err != nil {
@@ -215,7 +220,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		res.Charts = append(res.Charts, c)
 	}
 
-	charts, errs := packager.Discover(root, r.Charts)
+	charts, errs := packager.Discover(ctx, os.DirFS(root), r.Charts)
 	for _, e := range errs {
 		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 	}
@@ -313,7 +318,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 // build packages charts in parallel, one worker per core. out[i] is the
 // result for charts[i].
 func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []built {
-	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name]}
+	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
 	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
 	}
@@ -322,7 +327,7 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range charts {
 		g.Go(func() error {
-			out[i].pkg, out[i].err = packager.Build(ctx, root, c, opts)
+			out[i].pkg, out[i].err = packager.Build(ctx, os.DirFS(root), c, opts)
 			return nil
 		})
 	}
