@@ -119,6 +119,9 @@ func Build(ctx context.Context, fsys fs.FS, c Chart, opts Options) (*Package, er
 	if err != nil {
 		return nil, fail(classify(err), err)
 	}
+	if verdict.Exceeded != "" {
+		return nil, fail(ReasonLint, errors.New(verdict.Exceeded))
+	}
 	warnings := verdict.Warnings
 	if len(verdict.Errors) > 0 {
 		if opts.Lint != LintWarn {

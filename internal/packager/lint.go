@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,9 +41,10 @@ type Verdict struct {
 //
 // Helm's template engine cannot be interrupted in-process: a template that
 // loops for minutes or allocates gigabytes would hold a worker goroutine
-// and the daemon's memory. A child process can be killed, and the kernel
-// enforces its memory limit (RLIMIT_AS), so a runaway template costs
-// Timeout and Memory at most, and never the daemon. The child is the
+// and the daemon's memory. A child process can be killed: the parent kills
+// it when Timeout is up or its resident memory passes Memory (the kernel
+// caps its address space too), so a runaway template costs about Timeout
+// and Memory, and never the daemon's own memory. The child is the
 // running executable itself (os.Executable) started with an environment
 // variable that this package's init recognises: every binary that links
 // the packager, the chartsync binary and test binaries alike, can lint in a
@@ -53,7 +55,7 @@ type Verdict struct {
 type Linter struct {
 	// Timeout bounds one lint; default 2 minutes.
 	Timeout time.Duration
-	// Memory bounds the child's address space, in bytes; default 2 GiB.
+	// Memory bounds the child's resident memory, in bytes; default 1 GiB.
 	Memory int64
 	// Dir keeps verdicts across processes, one small file per package
 	// digest; "" keeps them in memory only. Files that cannot be written
@@ -61,6 +63,7 @@ type Linter struct {
 	Dir string
 
 	exe   string
+	runs  atomic.Int64 // workers started, for tests
 	mu    sync.Mutex
 	cache map[string]Verdict
 }
@@ -68,7 +71,7 @@ type Linter struct {
 // Linter defaults.
 const (
 	DefaultLintTimeout = 2 * time.Minute
-	DefaultLintMemory  = 2 << 30
+	DefaultLintMemory  = 1 << 30
 )
 
 // NewLinter returns a Linter with the default bounds that keeps its verdicts
@@ -83,28 +86,35 @@ func NewLinter(dir string) (*Linter, error) {
 
 // Environment of the lint worker.
 const (
-	workerEnv   = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart name: be the worker
-	workerMemTo = "CHARTSYNC_INTERNAL_LINT_MEMORY" // bytes of address space
+	workerEnv    = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart name: be the worker
+	workerMemory = "CHARTSYNC_INTERNAL_LINT_MEMORY" // Linter.Memory
 )
+
+// asHeadroom is what the worker's address-space cap adds to Linter.Memory:
+// the Go runtime reserves about a gigabyte of address space it never uses,
+// and cannot start under a tighter cap.
+const asHeadroom = 2 << 30
 
 func init() {
 	if name := os.Getenv(workerEnv); name != "" {
-		os.Exit(lintWorker(name, os.Getenv(workerMemTo), os.Stdin, os.Stdout, os.Stderr))
+		os.Exit(lintWorker(name, os.Getenv(workerMemory), os.Stdin, os.Stdout, os.Stderr))
 	}
 }
 
-// lintWorker is the child: it limits its own memory, reads the package from
-// in, lints it, and writes the Verdict as JSON to out.
+// lintWorker is the child: it caps its own address space and tells the
+// garbage collector its memory bound, reads the package from in, lints it,
+// and writes the Verdict as JSON to out.
 func lintWorker(name, memory string, in io.Reader, out, errOut io.Writer) int {
 	if n, err := strconv.ParseInt(memory, 10, 64); err == nil && n > 0 {
-		// The hard limit is the kernel's; the soft one makes the garbage
-		// collector work harder before it is reached.
-		lim := &syscall.Rlimit{Cur: uint64(n), Max: uint64(n)}
+		// The parent watches the resident size; the address-space cap stops
+		// a spike between two of its checks; the soft limit makes the
+		// garbage collector work harder as the bound nears.
+		lim := &syscall.Rlimit{Cur: uint64(n + asHeadroom), Max: uint64(n + asHeadroom)}
 		if err := syscall.Setrlimit(syscall.RLIMIT_AS, lim); err != nil {
 			fmt.Fprintf(errOut, "set memory limit: %v\n", err)
 			return 3
 		}
-		debug.SetMemoryLimit(n / 2)
+		debug.SetMemoryLimit(n * 3 / 4)
 	}
 	data, err := io.ReadAll(in)
 	if err != nil {
@@ -142,7 +152,10 @@ func (l *Linter) lint(ctx context.Context, name string, data []byte, digest stri
 	return v, nil
 }
 
-// run lints in a child process.
+// run lints in a child process: killed when ctx is done, when Timeout is
+// up, or when its resident memory exceeds Memory (checked every 20 ms;
+// the child's own address space is capped at Memory plus asHeadroom, for
+// a spike between two checks).
 func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, error) {
 	timeout, memory := l.Timeout, l.Memory
 	if timeout <= 0 {
@@ -155,21 +168,45 @@ func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, er
 	defer cancel()
 	cmd := exec.CommandContext(cctx, l.exe)
 	cmd.Env = append(os.Environ(),
-		workerEnv+"="+name, workerMemTo+"="+strconv.FormatInt(memory, 10),
+		workerEnv+"="+name, workerMemory+"="+strconv.FormatInt(memory, 10),
 		// Belt and braces: the schema check already refuses remote
 		// references, and the worker has no business on the network.
 		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1", "NO_PROXY=", "http_proxy=", "https_proxy=", "no_proxy=")
 	cmd.Stdin = bytes.NewReader(data)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &limitedBuffer{buf: &stderr, max: 64 << 10}
-	err := cmd.Run()
-	if ctx.Err() != nil {
+	l.runs.Add(1)
+	if err := cmd.Start(); err != nil {
+		return Verdict{}, fmt.Errorf("start lint worker: %w", err)
+	}
+	var overMemory atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if rss(cmd.Process.Pid) > memory {
+					overMemory.Store(true)
+					cmd.Process.Kill()
+					return
+				}
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	switch {
+	case ctx.Err() != nil:
 		return Verdict{}, ctx.Err()
-	}
-	if cctx.Err() != nil {
+	case cctx.Err() != nil:
 		return Verdict{Exceeded: fmt.Sprintf("lint took longer than %v: rendering stopped", timeout)}, nil
-	}
-	if err != nil {
+	case overMemory.Load():
+		return Verdict{Exceeded: fmt.Sprintf("lint used more than %d MiB of memory: rendering stopped", memory>>20)}, nil
+	case err != nil:
 		msg := stderr.String()
 		if strings.Contains(msg, "out of memory") || strings.Contains(msg, "cannot allocate memory") {
 			return Verdict{Exceeded: fmt.Sprintf("lint used more than %d MiB of memory: rendering stopped", memory>>20)}, nil
@@ -182,6 +219,21 @@ func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, er
 		return Verdict{}, fmt.Errorf("lint worker: read verdict: %w", err)
 	}
 	return v, nil
+}
+
+// rss returns the resident memory of process pid in bytes, or 0 if it
+// cannot be read.
+func rss(pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
 }
 
 // limitedBuffer keeps the first max bytes written to it.
