@@ -44,11 +44,13 @@ type Verdict struct {
 // and the daemon's memory. A child process can be killed: the parent kills
 // it when Timeout is up or its resident memory passes Memory (the kernel
 // caps its address space too), so a runaway template costs about Timeout
-// and Memory, and never the daemon's own memory. The child is the
-// running executable itself (os.Executable) started with an environment
-// variable that this package's init recognises: every binary that links
-// the packager, the chartsync binary and test binaries alike, can lint in a
-// child without a subcommand of its own. It does no network I/O.
+// and Memory, and never the daemon's own memory. The child is the running
+// binary itself (/proc/self/exe where there is one, so that it is the same
+// build even after an upgrade replaced the file; else os.Executable),
+// started with an environment variable that this package's init
+// recognises: every binary that links the packager, the chartsync binary
+// and test binaries alike, can lint in a child without a subcommand of its
+// own. The worker does no network I/O.
 //
 // A Linter is safe for concurrent use. The zero value is not usable; use
 // NewLinter.
@@ -77,9 +79,13 @@ const (
 // NewLinter returns a Linter with the default bounds that keeps its verdicts
 // in dir (if not ""). It fails if the running executable cannot be found.
 func NewLinter(dir string) (*Linter, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find executable for the lint worker: %w", err)
+	// /proc/self/exe is this very binary even after a package upgrade
+	// replaced or removed the file it was started from.
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find executable for the lint worker: %w", err)
+		}
 	}
 	return &Linter{Timeout: DefaultLintTimeout, Memory: DefaultLintMemory, Dir: dir, exe: exe, cache: map[string]Verdict{}}, nil
 }
