@@ -163,6 +163,11 @@ func (l *Linter) lint(ctx context.Context, name string, data []byte, digest stri
 // the child's own address space is capped at Memory plus asHeadroom, for
 // a spike between two checks).
 func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, error) {
+	return l.runArgs(ctx, name, data)
+}
+
+// runArgs is run with arguments for the worker (tests run other programs).
+func (l *Linter) runArgs(ctx context.Context, name string, data []byte, args ...string) (Verdict, error) {
 	timeout, memory := l.Timeout, l.Memory
 	if timeout <= 0 {
 		timeout = DefaultLintTimeout
@@ -172,12 +177,16 @@ func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, er
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, l.exe)
-	cmd.Env = append(os.Environ(),
-		workerEnv+"="+name, workerMemory+"="+strconv.FormatInt(memory, 10),
-		// Belt and braces: the schema check already refuses remote
-		// references, and the worker has no business on the network.
-		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1", "NO_PROXY=", "http_proxy=", "https_proxy=", "no_proxy=")
+	cmd := exec.CommandContext(cctx, l.exe, args...)
+	// A bare environment: the worker renders untrusted templates and needs
+	// none of the daemon's (credentials may be there). The proxy is belt
+	// and braces: the schema check already refuses remote references, and
+	// the worker has no business on the network.
+	cmd.Env = []string{
+		workerEnv + "=" + name, workerMemory + "=" + strconv.FormatInt(memory, 10),
+		"TMPDIR=" + os.TempDir(), "PATH=/usr/bin:/bin",
+		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1",
+	}
 	cmd.Stdin = bytes.NewReader(data)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &limitedBuffer{buf: &stderr, max: 64 << 10}

@@ -116,3 +116,21 @@ func TestLinterCache(t *testing.T) {
 		t.Errorf("new linter on the same directory ran %d times; warnings %q", again.runs.Load(), pkg.Warnings)
 	}
 }
+
+// TestLinterBareEnvironment: the worker sees none of the parent's
+// environment (credentials live there).
+func TestLinterBareEnvironment(t *testing.T) {
+	t.Setenv("CHARTSYNC_TEST_SECRET", "hunter2")
+	l := testLinter(t)
+	// Not a worker: a shell that prints its environment as a verdict.
+	cmdline := `printf '{"warnings":["%s"]}' "$(env | tr '\n' ' ')"`
+	l.exe = "/bin/sh"
+	v, err := l.runArgs(context.Background(), "x", nil, "-c", cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(v.Warnings, "")
+	if strings.Contains(env, "hunter2") || !strings.Contains(env, "CHARTSYNC_INTERNAL_LINT_WORKER=x") {
+		t.Errorf("worker environment: %s", env)
+	}
+}
