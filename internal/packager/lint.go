@@ -94,6 +94,7 @@ func NewLinter(dir string) (*Linter, error) {
 const (
 	workerEnv    = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart name: be the worker
 	workerMemory = "CHARTSYNC_INTERNAL_LINT_MEMORY" // Linter.Memory
+	workerTime   = "CHARTSYNC_INTERNAL_LINT_TIME"   // Linter.Timeout
 )
 
 // asHeadroom is what the worker's address-space cap adds to Linter.Memory:
@@ -103,6 +104,11 @@ const asHeadroom = 2 << 30
 
 func init() {
 	if name := os.Getenv(workerEnv); name != "" {
+		// Should the parent die without killing it, the worker does not
+		// outlive its time.
+		if d, err := time.ParseDuration(os.Getenv(workerTime)); err == nil && d > 0 {
+			time.AfterFunc(d+5*time.Second, func() { os.Exit(4) })
+		}
 		os.Exit(lintWorker(name, os.Getenv(workerMemory), os.Stdin, os.Stdout, os.Stderr))
 	}
 }
@@ -183,10 +189,11 @@ func (l *Linter) runArgs(ctx context.Context, name string, data []byte, args ...
 	// and braces: the schema check already refuses remote references, and
 	// the worker has no business on the network.
 	cmd.Env = []string{
-		workerEnv + "=" + name, workerMemory + "=" + strconv.FormatInt(memory, 10),
+		workerEnv + "=" + name, workerMemory + "=" + strconv.FormatInt(memory, 10), workerTime + "=" + timeout.String(),
 		"TMPDIR=" + os.TempDir(), "PATH=/usr/bin:/bin",
 		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1",
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the daemon
 	cmd.Stdin = bytes.NewReader(data)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &limitedBuffer{buf: &stderr, max: 64 << 10}

@@ -335,3 +335,29 @@ func TestCase15SymlinkedChartDir(t *testing.T) {
 	res.only(t, "charts/ok", "charts/link")
 	want(t, "index", s.indexed(), "ok-1.0.0")
 }
+
+// TestCase6WorkerDiesWithChartsync: kill -9 of chartsync while a chart
+// renders for minutes takes the lint worker with it.
+func TestCase6WorkerDiesWithChartsync(t *testing.T) {
+	r := newRepo(t)
+	r.write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
+	r.commit("spin")
+	s := newSite(t, r, []string{"charts/*"}, "", "")
+	cmd := exec.Command(binary, "run", "--once", "--config", s.config)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	worker := waitForWorker(t, cmd.Process.Pid, 60*time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", worker))
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(worker, syscall.SIGKILL)
+			t.Fatalf("lint worker %d still running 10 s after chartsync was killed", worker)
+		}
+	}
+}
