@@ -21,6 +21,7 @@ type SlowProxy struct {
 
 	delay atomic.Int64 // nanoseconds
 	slow  atomic.Pointer[func(*http.Request) bool]
+	gate  atomic.Pointer[chan struct{}]
 	slowN atomic.Int64
 }
 
@@ -39,7 +40,7 @@ func NewSlowProxy(t testing.TB, target string) *SlowProxy {
 			r.Out.Host = r.In.Host
 			if pick := p.slow.Load(); pick != nil && r.In.Body != nil && (*pick)(r.In) {
 				p.slowN.Add(1)
-				r.Out.Body = &slowBody{r: r.Out.Body, delay: time.Duration(p.delay.Load())}
+				r.Out.Body = &slowBody{r: r.Out.Body, delay: time.Duration(p.delay.Load()), gate: *p.gate.Load()}
 			}
 		},
 	}
@@ -50,15 +51,28 @@ func NewSlowProxy(t testing.TB, target string) *SlowProxy {
 }
 
 // SetSlow makes the proxy hold the body of every later request for which
-// pick is true for delay before sending it on; nil pick slows nothing.
-// pick is called concurrently.
+// pick is true for delay, or until Release, before sending it on; nil pick
+// slows nothing. pick is called concurrently.
 func (p *SlowProxy) SetSlow(delay time.Duration, pick func(*http.Request) bool) {
 	p.delay.Store(int64(delay))
+	gate := make(chan struct{})
+	p.gate.Store(&gate)
 	if pick == nil {
 		p.slow.Store(nil)
 		return
 	}
 	p.slow.Store(&pick)
+}
+
+// Release sends on every body held since the last SetSlow at once.
+func (p *SlowProxy) Release() {
+	if g := p.gate.Load(); g != nil {
+		select {
+		case <-*g:
+		default:
+			close(*g)
+		}
+	}
 }
 
 // Slowed returns how many request bodies the proxy has delayed.
@@ -68,13 +82,19 @@ func (p *SlowProxy) Slowed() int { return int(p.slowN.Load()) }
 type slowBody struct {
 	r      io.ReadCloser
 	delay  time.Duration
+	gate   chan struct{}
 	waited bool
 }
 
 func (b *slowBody) Read(p []byte) (int, error) {
 	if !b.waited {
 		b.waited = true
-		time.Sleep(b.delay)
+		t := time.NewTimer(b.delay)
+		select {
+		case <-t.C:
+		case <-b.gate:
+		}
+		t.Stop()
 	}
 	return b.r.Read(p)
 }
