@@ -586,6 +586,12 @@ func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[str
 				rep.Published = append(rep.Published, name) // perhaps indexed by a concurrent publisher
 			}
 		case cv != nil:
+			if b, ok := c.builds[name]; ok && ours && rep.Failed[name] == nil {
+				// Our bytes landed over a package another publisher had
+				// indexed first (both passed the existence check).
+				rep.Failed[name] = fmt.Errorf("%w (another publisher indexed sha256 %s first; this build %s was stored after it)",
+					ErrContentDiffers, cv.Digest, b.sum())
+			}
 			p.mismatch(ctx, cv, obj, sum, c, rep)
 		default:
 			md := (*chart.Metadata)(nil)
