@@ -276,13 +276,22 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 		}
 		fmt.Fprintf(o.stdout, "repository %s: %d index entries", r.Name, r.Entries)
 		if n := len(r.Repaired); n > 0 {
-			fmt.Fprintf(o.stdout, ", %d restored from the store", n)
+			fmt.Fprintf(o.stdout, ", %d lost entries restored from the store", n)
+		}
+		if n := len(r.Adopted); n > 0 {
+			fmt.Fprintf(o.stdout, ", %d stored packages indexed for the first time", n)
+		}
+		if n := len(r.Restored); n > 0 {
+			fmt.Fprintf(o.stdout, ", %d packages put back to their indexed bytes (%s)", n, strings.Join(r.Restored, ", "))
 		}
 		if n := len(r.Missing); n > 0 {
 			fmt.Fprintf(o.stdout, ", %d without a stored package (%s)", n, strings.Join(r.Missing, ", "))
 		}
 		if n := len(r.Modified); n > 0 {
 			fmt.Fprintf(o.stdout, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
+		}
+		if n := len(r.Edited); n > 0 {
+			fmt.Fprintf(o.stdout, ", %d index entries EDITED: digest changed, package unchanged (%s)", n, strings.Join(r.Edited, ", "))
 		}
 		fmt.Fprintln(o.stdout)
 	}
