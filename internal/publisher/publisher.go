@@ -246,7 +246,6 @@ func (p *Publisher) PublishOn(ctx context.Context, idx *repo.IndexFile, ver stri
 			continue
 		}
 		if other, ok := claims[name]; ok && (other.Name != md.Name || other.Version != md.Version) {
-			c.claimed[name] = true
 			c.rep.Failed[name] = fmt.Errorf("%w: the index lists %q %s under %s", ErrNameClaimed, other.Name, other.Version, name)
 			continue
 		}
@@ -279,7 +278,7 @@ type call struct {
 	stored  map[string]string  // file name -> digest of our bytes, stored by this call
 	adopted map[string]bool    // file names given to Publish whose stored bytes (same content) are adopted
 	data    map[string][]byte  // key -> bytes read from the store by this call
-	claimed map[string]bool    // file names in a name conflict: never indexed by this call
+	claimed map[string]bool    // file names contested by two chart versions not yet indexed: never indexed by this call
 }
 
 // read returns the stored bytes of key, reading them at most once per call.
