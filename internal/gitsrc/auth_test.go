@@ -240,6 +240,16 @@ func TestSyncOverHTTP(t *testing.T) {
 	assertTree(t, tree, dir, u.dir, want)
 	assertNotRecloned(t, gd, dir)
 	assertNoSecretOnDisk(t, dir, "s3cret-token")
+	assertPrivate(t, dir)
+
+	// A token given as the URL's user name is not stored either, and the
+	// repository stays the same repository (no re-clone).
+	withUser := opts
+	withUser.URL = strings.Replace(url, "http://", "http://tok3n-as-user@", 1)
+	tree = syncOK(t, withUser)
+	assertTree(t, tree, dir, u.dir, want)
+	assertNotRecloned(t, gd, dir)
+	assertNoSecretOnDisk(t, dir, "tok3n-as-user")
 
 	bad := opts
 	bad.Auth.Token = "wrong"

@@ -139,7 +139,8 @@ type entry struct {
 	hash string // git blob id of the content or link target
 }
 
-// commitTree lists what commit holds, as git ls-tree sees it.
+// commitTree lists the files and symlinks commit holds, as git ls-tree sees
+// them.
 func commitTree(t testing.TB, repoDir, commit string) map[string]entry {
 	t.Helper()
 	out := runGit(t, repoDir, "ls-tree", "-r", "-z", commit)
@@ -153,6 +154,9 @@ func commitTree(t testing.TB, repoDir, commit string) map[string]entry {
 			t.Fatalf("bad ls-tree line %q", line)
 		}
 		f := strings.Fields(meta)
+		if f[0] == "160000" {
+			continue // a submodule: an empty directory in a Tree's FS
+		}
 		m[path] = entry{mode: f[0], hash: f[2]}
 	}
 	return m

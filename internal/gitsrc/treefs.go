@@ -477,11 +477,13 @@ type dirEntry struct {
 	n    *node
 }
 
-func (d dirEntry) Name() string               { return d.n.name }
-func (d dirEntry) IsDir() bool                { return d.n.isDir() }
-func (d dirEntry) Type() fs.FileMode          { return d.n.fileMode().Type() }
-func (d dirEntry) Info() (fs.FileInfo, error) { return d.fsys.statNode(d.n, d.n.name, "stat", d.n.path) }
-func (d dirEntry) String() string             { return fs.FormatDirEntry(d) }
+func (d dirEntry) Name() string      { return d.n.name }
+func (d dirEntry) IsDir() bool       { return d.n.isDir() }
+func (d dirEntry) Type() fs.FileMode { return d.n.fileMode().Type() }
+func (d dirEntry) Info() (fs.FileInfo, error) {
+	return d.fsys.statNode(d.n, d.n.name, "stat", d.n.path)
+}
+func (d dirEntry) String() string { return fs.FormatDirEntry(d) }
 
 // blobFile is an open regular file (or the file a symlink leads to).
 type blobFile struct {
