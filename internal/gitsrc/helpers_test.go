@@ -60,7 +60,13 @@ type upstream struct {
 
 func newUpstream(t testing.TB) *upstream {
 	t.Helper()
-	u := &upstream{t: t, dir: t.TempDir()}
+	return newUpstreamAt(t, t.TempDir())
+}
+
+// newUpstreamAt makes the upstream in dir, which must exist.
+func newUpstreamAt(t testing.TB, dir string) *upstream {
+	t.Helper()
+	u := &upstream{t: t, dir: dir}
 	runGit(t, u.dir, "init", "-q", "-b", "master")
 	return u
 }
