@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -173,12 +174,16 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 	}
 	res := &Result{}
 	tree, err := s.fetch(ctx)
+	var root string
+	if err == nil {
+		res.Commit, res.CommitTime = tree.Commit, tree.Time
+		root, err = writeTree(tree.FS, filepath.Join(s.cfg.StateDir, "tree"))
+	}
 	if err != nil {
 		res.Err = err
 	} else {
-		res.Commit, res.CommitTime = tree.Commit, tree.Time
 		for _, r := range s.cfg.Repositories {
-			s.repository(ctx, tree.Root, r, publish, res)
+			s.repository(ctx, root, r, publish, res)
 		}
 	}
 	if publish {
@@ -208,6 +213,18 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
 	return tree, nil
+}
+
+// writeTree writes the commit's files to dir (replacing what is there) for
+// the packager, which reads charts from a directory, and returns dir.
+func writeTree(fsys fs.FS, dir string) (string, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", fmt.Errorf("git: clear %s: %w", dir, err)
+	}
+	if err := os.CopyFS(dir, fsys); err != nil {
+		return "", fmt.Errorf("git: write tree to %s: %w", dir, err)
+	}
+	return dir, nil
 }
 
 // repository processes one [[repository]]: discover, decide, package,
