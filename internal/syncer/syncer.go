@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -174,16 +173,12 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 	}
 	res := &Result{}
 	tree, err := s.fetch(ctx)
-	var root string
-	if err == nil {
-		res.Commit, res.CommitTime = tree.Commit, tree.Time
-		root, err = writeTree(tree.FS, filepath.Join(s.cfg.StateDir, "tree"))
-	}
 	if err != nil {
 		res.Err = err
 	} else {
+		res.Commit, res.CommitTime = tree.Commit, tree.Time
 		for _, r := range s.cfg.Repositories {
-			s.repository(ctx, root, r, publish, res)
+			s.repository(ctx, tree.FS, r, publish, res)
 		}
 	}
 	if publish {
@@ -215,21 +210,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 	return tree, nil
 }
 
-// writeTree writes the commit's files to dir (replacing what is there) for
-// the packager, which reads charts from a directory, and returns dir.
-func writeTree(fsys fs.FS, dir string) (string, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return "", fmt.Errorf("git: clear %s: %w", dir, err)
-	}
-	if err := os.CopyFS(dir, fsys); err != nil {
-		return "", fmt.Errorf("git: write tree to %s: %w", dir, err)
-	}
-	return dir, nil
-}
-
 // repository processes one [[repository]]: discover, decide, package,
 // publish.
-func (s *Syncer) repository(ctx context.Context, root string, r config.Repository, publish bool, res *Result) {
+func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository, publish bool, res *Result) {
 	rr := RepoResult{Name: r.Name}
 	defer func() { res.Repos = append(res.Repos, rr) }()
 	add := func(c ChartResult) {
@@ -237,7 +220,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		res.Charts = append(res.Charts, c)
 	}
 
-	charts, errs := packager.Discover(ctx, os.DirFS(root), r.Charts)
+	charts, errs := packager.Discover(ctx, fsys, r.Charts)
 	for _, e := range errs {
 		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 	}
@@ -281,7 +264,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		}
 	}
 
-	built := s.build(ctx, root, todo, r)
+	built := s.build(ctx, fsys, todo, r)
 	var pkgs []publisher.Package
 	var pending []ChartResult
 	for i, c := range todo {
@@ -334,7 +317,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 
 // build packages charts in parallel, one worker per core. out[i] is the
 // result for charts[i].
-func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []built {
+func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository) []built {
 	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
 	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
@@ -344,7 +327,7 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range charts {
 		g.Go(func() error {
-			out[i].pkg, out[i].err = packager.Build(ctx, os.DirFS(root), c, opts)
+			out[i].pkg, out[i].err = packager.Build(ctx, fsys, c, opts)
 			return nil
 		})
 	}
