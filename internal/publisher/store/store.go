@@ -172,7 +172,8 @@ func TooLarge(key string, size, limit int64) error {
 	return fmt.Errorf("%s: %s is above the limit of %s: %w", key, FormatSize(size), FormatSize(limit), ErrTooLarge)
 }
 
-// FormatSize writes a byte count for people: "20 MiB", "1.5 GiB", "512 B".
+// FormatSize writes a byte count for people: "20 MiB", "512 B", and the
+// exact count after a rounded one: "1.5 GiB (1610612736 B)".
 func FormatSize(n int64) string {
 	const unit = 1024
 	if n < unit {
@@ -185,6 +186,9 @@ func FormatSize(n int64) string {
 	}
 	v := float64(n) / float64(div)
 	s := strconv.FormatFloat(v, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	return s + " " + string("KMGTPE"[exp]) + "iB"
+	s = strings.TrimSuffix(s, ".0") + " " + string("KMGTPE"[exp]) + "iB"
+	if n%div != 0 {
+		s += fmt.Sprintf(" (%d B)", n)
+	}
+	return s
 }
