@@ -408,3 +408,97 @@ func entryNodes(t *testing.T, b []byte) map[string]string {
 func writeFile(name, content string) error { return os.WriteFile(name, []byte(content), 0o644) }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// bigIndex returns a helm-written index of charts x versions entries.
+func bigIndex(b *testing.B, charts, versions int) []byte {
+	b.Helper()
+	idx := repo.NewIndexFile()
+	for c := range charts {
+		for v := range versions {
+			md := &chart.Metadata{APIVersion: "v2", Name: fmt.Sprintf("chart-%03d", c), Version: fmt.Sprintf("1.%d.0", v),
+				Description: "A Helm chart for Kubernetes", AppVersion: "1.16.0", Type: "application"}
+			if err := idx.MustAdd(md, Filename(md.Name, md.Version), "https://charts.example.org", zeros); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	out, err := sigsyaml.Marshal(idx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkIndex reads and writes a 20,000-entry index (400 charts x 50
+// versions), as YAML and as JSON; helm's reader is the reference.
+func BenchmarkIndex(b *testing.B) {
+	y := bigIndex(b, 400, 50)
+	idx, err := ParseIndex(y)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx.json = true
+	j, err := idx.marshalJSON()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, in := range []struct {
+		name string
+		data []byte
+	}{{"yaml", y}, {"json", j}} {
+		b.Run("parse-"+in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				if _, err := ParseIndex(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("helm-"+in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				var h repo.IndexFile
+				var err error
+				if in.name == "json" {
+					err = json.Unmarshal(in.data, &h)
+				} else {
+					err = sigsyaml.UnmarshalStrict(in.data, &h)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("helm-write-"+in.name, func(b *testing.B) {
+			idx, err := ParseIndex(in.data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				idx.SortEntries()
+				var err error
+				if in.name == "json" {
+					_, err = json.MarshalIndent(idx.IndexFile, "", "  ")
+				} else {
+					_, err = sigsyaml.Marshal(idx.IndexFile)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("write-"+in.name, func(b *testing.B) {
+			idx, err := ParseIndex(in.data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(in.data)))
+			for b.Loop() {
+				if _, err := idx.Marshal(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
