@@ -347,6 +347,46 @@ func TestPackageSizeLimit(t *testing.T) {
 	}
 }
 
+// TestNameTooLongFailsAlone is issue 9 case 4 (the local store's part): a
+// package whose file name the file system cannot hold fails alone, signed
+// or not; the other packages are published and indexed.
+func TestNameTooLongFailsAlone(t *testing.T) {
+	ctx := t.Context()
+	s, dir := newLocal(t)
+	long := strings.Repeat("a", 250)
+	signed := pkg(t, strings.Repeat("s", 248), "1.0.0", "") // .tgz fits in 255 bytes, .tgz.prov does not
+	signed.Provenance = []byte("signature")
+	p := New(s, Config{Prefix: "stable"}, quiet())
+	rep, err := p.Publish(ctx, []Package{pkg(t, long, "1.0.0", ""), signed, pkg(t, "b", "1.0.0", "")})
+	if err != nil {
+		t.Fatalf("Publish: %v (the repository failed, not the chart)", err)
+	}
+	for _, name := range []string{Filename(long, "1.0.0"), Filename(signed.Metadata.Name, "1.0.0")} {
+		if err := rep.Failed[name]; !errors.Is(err, store.ErrInvalidKey) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want ErrInvalidKey naming it", name[:20]+"...", err)
+		}
+	}
+	if len(rep.Published) != 1 || rep.Published[0] != "b-1.0.0.tgz" || !rep.Wrote || rep.Entries != 1 {
+		t.Errorf("published %v (wrote %v, %d entries), want b alone", rep.Published, rep.Wrote, rep.Entries)
+	}
+	if names := storedNames(t, dir+"/stable"); strings.Join(names, " ") != "b-1.0.0.tgz index.yaml" {
+		t.Errorf("store holds %v", names)
+	}
+}
+
+func storedNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
 // TestDigestCacheUnsavable is issue 9 case 17: a digest cache that cannot
 // be saved is a warning naming it; the cycle succeeds.
 func TestDigestCacheUnsavable(t *testing.T) {
