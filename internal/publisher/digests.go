@@ -81,3 +81,13 @@ func (c *DigestCache) Save() error {
 	c.dirty = false
 	return nil
 }
+
+// saveDigests writes the digest cache. A failure (a full or read-only
+// state dir) is a warning naming the file, never the cycle's failure: the
+// index is written by then, and the cache only saves reads.
+func (p *Publisher) saveDigests() {
+	if err := p.cfg.Digests.Save(); err != nil {
+		p.log.Warn("digest cache not saved: the next cycle reads again the packages it would have remembered",
+			"file", p.cfg.Digests.file, "err", err)
+	}
+}

@@ -23,7 +23,6 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 )
@@ -45,6 +44,10 @@ type Config struct {
 	// Digests, if set, remembers the sha256 of each stored package by its
 	// store version, so that reconciling reads only new or changed objects.
 	Digests *DigestCache
+	// Limits on what is read and written; 0 means the default. See
+	// DefaultMaxIndexSize and DefaultMaxPackageSize.
+	MaxIndexSize   int64
+	MaxPackageSize int64
 }
 
 // Publisher writes packages and the index of one repository.
@@ -72,16 +75,20 @@ func (p *Publisher) key(name string) string {
 
 // Index returns the repository's index and its store version. A missing
 // index is an empty index with version "". Any other failure wraps
-// ErrIndexUnreadable or the store's error.
-func (p *Publisher) Index(ctx context.Context) (*repo.IndexFile, string, error) {
-	b, ver, err := p.store.Get(ctx, p.key("index.yaml"))
+// ErrIndexUnreadable or the store's error; an index larger than
+// Config.MaxIndexSize is unreadable, refused before it is read.
+func (p *Publisher) Index(ctx context.Context) (*Index, string, error) {
+	b, ver, err := store.ReadLimited(ctx, p.store, p.key("index.yaml"), p.cfg.maxIndexSize())
 	if errors.Is(err, store.ErrNotExist) {
-		return repo.NewIndexFile(), "", nil
+		return NewIndex(), "", nil
+	}
+	if errors.Is(err, store.ErrTooLarge) {
+		return nil, "", fmt.Errorf("%w: %w (max_index_size)", ErrIndexUnreadable, err)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read index: %w", err)
 	}
-	idx, err := parseIndex(b)
+	idx, err := ParseIndex(b)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %s: %v", ErrIndexUnreadable, p.key("index.yaml"), err)
 	}
@@ -133,12 +140,20 @@ func (p *Publisher) Publish(ctx context.Context, pkgs []Package) (*Report, error
 			return rep, err
 		}
 		name := Filename(pkg.Metadata.Name, pkg.Metadata.Version)
+		if max := p.cfg.maxPackageSize(); int64(len(pkg.Data)) > max {
+			rep.Failed[name] = fmt.Errorf("package %w (max_package_size)", store.TooLarge(name, int64(len(pkg.Data)), max))
+			continue
+		}
 		if err := p.createProvenance(ctx, name, pkg.Provenance); err != nil {
-			return rep, err
+			if !errors.Is(err, store.ErrInvalidKey) {
+				return rep, err
+			}
+			rep.Failed[name] = err // a name this store cannot hold fails alone
+			continue
 		}
 		digest, err := p.create(ctx, name, pkg.Data)
 		if err != nil {
-			if !errors.Is(err, ErrStoredDiffers) && !errors.Is(err, store.ErrExist) {
+			if !errors.Is(err, ErrStoredDiffers) && !errors.Is(err, store.ErrExist) && !errors.Is(err, store.ErrInvalidKey) {
 				return rep, err // the store's error names the key
 			}
 			rep.Failed[name] = err
@@ -225,10 +240,11 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 		next.Entries = Entries(idx)
 		if !changed {
 			*rep = *next
-			return p.cfg.Digests.Save()
+			p.saveDigests()
+			return nil
 		}
 		idx.Generated = p.now()
-		b, err := marshalIndex(idx)
+		b, err := idx.Marshal()
 		if err != nil {
 			return err
 		}
@@ -239,7 +255,8 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 		if err == nil {
 			next.Wrote = true
 			*rep = *next
-			return p.cfg.Digests.Save()
+			p.saveDigests()
+			return nil
 		}
 		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotExist) {
 			return fmt.Errorf("write index: %w", err)
@@ -256,7 +273,7 @@ func (p *Publisher) updateIndex(ctx context.Context, pkgs []Package, stored map[
 
 // verify re-reads the index after an unguarded write and reports a
 // conflict if a concurrent writer dropped any of the entries just written.
-func (p *Publisher) verify(ctx context.Context, want *repo.IndexFile) error {
+func (p *Publisher) verify(ctx context.Context, want *Index) error {
 	got, _, err := p.Index(ctx)
 	if err != nil {
 		return err
@@ -293,7 +310,7 @@ func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, erro
 // stored bytes, and checks that each entry's digest matches the stored
 // bytes. It never removes or rewrites an existing entry. It reports whether
 // idx changed.
-func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[string]store.Object,
+func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store.Object,
 	meta map[string]*chart.Metadata, stored map[string]string, rep *Report) (bool, error) {
 	byFile := filenames(idx)
 	names := make([]string, 0, len(objs))
@@ -306,6 +323,11 @@ func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[str
 		cv := byFile[name]
 		if cv != nil && cv.Digest == "" {
 			continue // an entry from another tool: nothing to compare with
+		}
+		if max := p.cfg.maxPackageSize(); objs[name].Size > max {
+			p.log.Warn("stored package not read", "store", p.store.String(), "chart", name,
+				"err", fmt.Errorf("%w (max_package_size)", store.TooLarge(objs[name].Key, objs[name].Size, max)))
+			continue
 		}
 		sum, data, err := p.storedDigest(ctx, objs[name])
 		if err != nil {
@@ -365,7 +387,7 @@ func (p *Publisher) describe(ctx context.Context, obj store.Object, data []byte)
 	return ch.Metadata, nil
 }
 
-func (p *Publisher) add(idx *repo.IndexFile, md *chart.Metadata, name, sum string) error {
+func (p *Publisher) add(idx *Index, md *chart.Metadata, name, sum string) error {
 	if err := idx.MustAdd(md, name, p.cfg.BaseURL, sum); err != nil {
 		return fmt.Errorf("index %s: %w", name, err)
 	}

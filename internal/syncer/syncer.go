@@ -226,7 +226,8 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	}
 	st := s.stores[r.Store]
 	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
-	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name]}, s.log)
+	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name],
+		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
 	idx, _, err := pub.Index(ctx)
 	if err != nil {
 		rr.Err = storeErr(err)
