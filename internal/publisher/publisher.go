@@ -370,7 +370,12 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store
 
 // describe reads a stored package's Chart.yaml. The package must be named
 // as helm names it, so that its url and its metadata agree.
+// A verdict is remembered by the object's version, so an object that is
+// not a chart is not read again until it changes.
 func (p *Publisher) describe(ctx context.Context, obj store.Object, data []byte) (*chart.Metadata, error) {
+	if reason, ok := p.cfg.Digests.Refused(obj.Key, obj.Version); ok {
+		return nil, errors.New(reason)
+	}
 	if data == nil {
 		var err error
 		if data, _, err = p.store.Get(ctx, obj.Key); err != nil {
@@ -379,10 +384,13 @@ func (p *Publisher) describe(ctx context.Context, obj store.Object, data []byte)
 	}
 	ch, err := loader.LoadArchive(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("not a chart archive: %w", err)
+		err = fmt.Errorf("not a chart archive: %w", err)
+	} else if want := Filename(ch.Metadata.Name, ch.Metadata.Version); want != path.Base(obj.Key) {
+		err = fmt.Errorf("its Chart.yaml says %s", want)
 	}
-	if want := Filename(ch.Metadata.Name, ch.Metadata.Version); want != path.Base(obj.Key) {
-		return nil, fmt.Errorf("its Chart.yaml says %s", want)
+	if err != nil {
+		p.cfg.Digests.Refuse(obj.Key, obj.Version, err.Error())
+		return nil, err
 	}
 	return ch.Metadata, nil
 }
