@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -115,6 +116,7 @@ type Syncer struct {
 	metrics *metrics.Metrics
 	digests map[string]*publisher.DigestCache
 	signers map[string]*packager.Signer // by repository; absent: unsigned
+	linter  *packager.Linter            // lints in a bounded child process; verdicts cached in the state dir
 }
 
 // New opens the configured stores (without touching them) and returns a
@@ -126,6 +128,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
 		digests: map[string]*publisher.DigestCache{}, signers: map[string]*packager.Signer{}}
+	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
+		return nil, err
+	}
 	for name, sc := range cfg.Stores {
 		st, err := openStore(ctx, sc)
 		if err != nil {
@@ -173,7 +178,7 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 	} else {
 		res.Commit, res.CommitTime = tree.Commit, tree.Time
 		for _, r := range s.cfg.Repositories {
-			s.repository(ctx, tree.Root, r, publish, res)
+			s.repository(ctx, tree.FS, r, publish, res)
 		}
 	}
 	if publish {
@@ -207,7 +212,7 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 
 // repository processes one [[repository]]: discover, decide, package,
 // publish.
-func (s *Syncer) repository(ctx context.Context, root string, r config.Repository, publish bool, res *Result) {
+func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository, publish bool, res *Result) {
 	rr := RepoResult{Name: r.Name}
 	defer func() { res.Repos = append(res.Repos, rr) }()
 	add := func(c ChartResult) {
@@ -215,7 +220,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		res.Charts = append(res.Charts, c)
 	}
 
-	charts, errs := packager.Discover(root, r.Charts)
+	charts, errs := packager.Discover(ctx, fsys, r.Charts)
 	for _, e := range errs {
 		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 	}
@@ -260,7 +265,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		}
 	}
 
-	built := s.build(ctx, root, todo, r)
+	built := s.build(ctx, fsys, todo, r)
 	var pkgs []publisher.Package
 	var pending []ChartResult
 	for i, c := range todo {
@@ -313,8 +318,8 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 
 // build packages charts in parallel, one worker per core. out[i] is the
 // result for charts[i].
-func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []built {
-	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name]}
+func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository) []built {
+	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
 	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
 	}
@@ -323,7 +328,7 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range charts {
 		g.Go(func() error {
-			out[i].pkg, out[i].err = packager.Build(ctx, root, c, opts)
+			out[i].pkg, out[i].err = packager.Build(ctx, fsys, c, opts)
 			return nil
 		})
 	}
