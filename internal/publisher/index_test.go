@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -540,5 +542,52 @@ func BenchmarkIndex(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// countingStore counts the reads of each key of a real store.
+type countingStore struct {
+	store.Store
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *countingStore) count(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads[key]++
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, string, error) {
+	c.count(key)
+	return c.Store.Get(ctx, key)
+}
+
+func (c *countingStore) Open(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	c.count(key)
+	return c.Store.Open(ctx, key)
+}
+
+// TestStoredNonChartReadOnce is issue 9 case 8 (re-reading): an object in
+// the store that is not a chart is read once, and not again while its
+// version is unchanged, also after a restart (the verdict is in the cache
+// file).
+func TestStoredNonChartReadOnce(t *testing.T) {
+	ctx := t.Context()
+	s, _ := newLocal(t)
+	if err := s.Create(ctx, "stable/junk-1.0.0.tgz", []byte("not a chart archive")); err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: s, reads: map[string]int{}}
+	cacheFile := t.TempDir() + "/digests.json"
+	for cycle := range 3 {
+		p := New(cs, Config{Prefix: "stable", Digests: LoadDigestCache(cacheFile)}, quiet())
+		rep, err := p.Publish(ctx, []Package{pkg(t, "a", fmt.Sprintf("1.%d.0", cycle), "")})
+		if err != nil || len(rep.Published) != 1 {
+			t.Fatalf("cycle %d: %v, published %v", cycle, err, rep.Published)
+		}
+	}
+	if n := cs.reads["stable/junk-1.0.0.tgz"]; n != 1 {
+		t.Errorf("the stored non-chart was read %d times in 3 cycles, want 1", n)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
 )
 
 // Memory is what a publisher remembers of a repository across cycles:
