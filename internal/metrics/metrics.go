@@ -27,6 +27,10 @@ const (
 	ResultChartFailures = "chart_failures"
 	// ResultError: the cycle itself failed (git, index read, store listing).
 	ResultError = "error"
+	// ResultTimeout: the cycle, a git operation or a store request ran out
+	// of time (cycle_timeout, git.timeout, [store.NAME] timeout): a failed
+	// cycle, counted apart so that a hung server shows as such.
+	ResultTimeout = "timeout"
 )
 
 // Values of the reason label of chartsync_charts_failed_total: the class of a
@@ -70,7 +74,8 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 
 	// CyclesTotal is chartsync_cycles_total{result}; result is one of
-	// ResultSuccess, ResultChartFailures, ResultError (all start at 0).
+	// ResultSuccess, ResultChartFailures, ResultError, ResultTimeout (all
+	// start at 0).
 	CyclesTotal *prometheus.CounterVec
 	// CycleDuration is chartsync_cycle_duration_seconds, one observation per cycle.
 	CycleDuration prometheus.Histogram
@@ -168,7 +173,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 
 		CyclesTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cycles_total",
-			Help: "Sync cycles run, by result: success, chart_failures (some charts failed alone) or error (the cycle failed).",
+			Help: "Sync cycles run, by result: success, chart_failures (some charts failed alone), error (the cycle failed) or timeout (the cycle, a git operation or a store request ran out of time).",
 		}, []string{"result"}),
 		CycleDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "cycle_duration_seconds",
@@ -272,7 +277,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	}
 
 	m.BuildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
-	for _, r := range []string{ResultSuccess, ResultChartFailures, ResultError} {
+	for _, r := range []string{ResultSuccess, ResultChartFailures, ResultError, ResultTimeout} {
 		m.CyclesTotal.WithLabelValues(r)
 	}
 	m.ConfigReloads.WithLabelValues(ReloadSuccess)
@@ -307,15 +312,15 @@ func (m *Metrics) CycleStarted(t time.Time) {
 }
 
 // CycleEnded records a cycle that started at start and ended at end with
-// result (ResultSuccess, ResultChartFailures or ResultError): it counts the
-// cycle, observes its duration and, unless result is ResultError, sets
+// result (ResultSuccess, ResultChartFailures, ResultError or ResultTimeout): it
+// counts the cycle, observes its duration and, unless the cycle failed, sets
 // chartsync_last_success_timestamp_seconds to end: a cycle in which some
 // charts failed alone still did its job for every other chart, and those
 // failures have their own counter and alert.
 func (m *Metrics) CycleEnded(start, end time.Time, result string) {
 	m.CyclesTotal.WithLabelValues(result).Inc()
 	m.CycleDuration.Observe(end.Sub(start).Seconds())
-	if result != ResultError {
+	if result != ResultError && result != ResultTimeout {
 		m.LastSuccess.Set(unixSeconds(end))
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/chartsync/chartsync/internal/packager"
 	"github.com/chartsync/chartsync/internal/publisher"
 	"github.com/chartsync/chartsync/internal/publisher/store"
+	"github.com/chartsync/chartsync/internal/stores"
 )
 
 // Outcome is what happened to one chart version in a cycle.
@@ -117,8 +118,10 @@ type Syncer struct {
 	signers map[string]*packager.Signer // by repository; absent: unsigned
 }
 
-// New opens the configured stores (without touching them) and returns a
-// Syncer. m may be nil.
+// New checks every setting and secret first (git credentials, signing
+// keys, stores' settings), then opens the configured stores (creating a
+// local store's directory, contacting no remote one) and returns a Syncer.
+// When a check fails nothing has been created. m may be nil.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
 	auth, err := gitAuth(cfg.Git)
 	if err != nil {
@@ -126,16 +129,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
 		digests: map[string]*publisher.DigestCache{}, signers: map[string]*packager.Signer{}}
-	for name, sc := range cfg.Stores {
-		st, err := openStore(ctx, sc)
-		if err != nil {
-			return nil, fmt.Errorf("store %s: %w", name, err)
-		}
-		if m != nil {
-			st = m.InstrumentStore(sc.Type, st)
-		}
-		s.stores[name] = st
-	}
 	for _, r := range cfg.Repositories {
 		if r.SignKey != "" {
 			passphrase, err := config.ReadSecret(r.PassphraseFile)
@@ -146,6 +139,23 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
 			}
 		}
+	}
+	for name, sc := range cfg.Stores {
+		if err := stores.Check(sc, lookupEnv); err != nil {
+			return nil, fmt.Errorf("store %s: %w", name, err)
+		}
+	}
+	for name, sc := range cfg.Stores {
+		st, err := stores.Open(ctx, sc, lookupEnv)
+		if err != nil {
+			return nil, fmt.Errorf("store %s: %w", name, err)
+		}
+		if m != nil {
+			st = m.InstrumentStore(sc.Type, st)
+		}
+		s.stores[name] = st
+	}
+	for _, r := range cfg.Repositories {
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
 		if m != nil {
 			m.InitRepository(r.Name)
@@ -176,6 +186,11 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 			s.repository(ctx, tree.Root, r, publish, res)
 		}
 	}
+	if ctx.Err() != nil && res.Err == nil {
+		// Cancelled or out of time: whatever the charts say, the cycle
+		// did not finish its job.
+		res.Err = fmt.Errorf("cycle: %w", context.Cause(ctx))
+	}
 	if publish {
 		s.record(start, res)
 	}
@@ -184,6 +199,8 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 
 func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Git.Timeout.Duration)
+	defer cancel()
 	tree, err := gitsrc.Sync(ctx, gitsrc.Options{
 		URL:    s.cfg.Git.URL,
 		Branch: s.cfg.Git.Branch,
@@ -199,6 +216,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && context.Cause(ctx) == ctx.Err() {
+			return nil, fmt.Errorf("git: timed out after %s (git.timeout): %w", s.cfg.Git.Timeout, err)
+		}
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
