@@ -11,6 +11,7 @@ package metrics
 
 import (
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -349,4 +350,27 @@ func (m *Metrics) RecordConfigReload(err error) {
 
 func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
+}
+
+// ForgetRepositories deletes every per-repository series of each name in
+// old that is not in current: after a reload that removes or renames a
+// repository its series go, so that no alert (such as the one on
+// chartsync_store_modified_packages) keeps firing for a repository that
+// is no longer published. Series of names in current are kept.
+func (m *Metrics) ForgetRepositories(old, current []string) {
+	for _, name := range old {
+		if slices.Contains(current, name) {
+			continue
+		}
+		labels := prometheus.Labels{"repository": name}
+		for _, c := range []*prometheus.CounterVec{m.ChartsPublished, m.ChartsSkipped, m.IndexRepairs, m.ChartsFailed} {
+			c.DeletePartialMatch(labels)
+		}
+		for _, g := range []*prometheus.GaugeVec{
+			m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
+			m.IndexMissingPackages, m.ModifiedPackages,
+		} {
+			g.DeletePartialMatch(labels)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -118,33 +117,54 @@ type Syncer struct {
 	signers map[string]*packager.Signer // by repository; absent: unsigned
 }
 
-// New checks every setting and secret first (git credentials, signing
-// keys, stores' settings), then opens the configured stores (creating a
-// local store's directory, contacting no remote one) and returns a Syncer.
-// When a check fails nothing has been created. m may be nil.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+// Check makes every check New makes, creating nothing and contacting
+// nobody: git credentials (token file or variable set and not empty),
+// signing keys (keyring readable, key found, passphrase right), and each
+// store's settings and secret files. The load-and-validate path of
+// check-config, start-up and reload calls it, so what it passes New
+// accepts.
+func Check(cfg *config.Config) error {
+	_, _, err := prepare(cfg)
+	return err
+}
+
+// prepare resolves the git credentials and signers and checks the stores.
+func prepare(cfg *config.Config) (gitsrc.Auth, map[string]*packager.Signer, error) {
 	auth, err := gitAuth(cfg.Git)
 	if err != nil {
-		return nil, err
+		return auth, nil, err
 	}
-	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
-		digests: map[string]*publisher.DigestCache{}, signers: map[string]*packager.Signer{}}
+	signers := map[string]*packager.Signer{}
 	for _, r := range cfg.Repositories {
 		if r.SignKey != "" {
 			passphrase, err := config.ReadSecret(r.PassphraseFile)
 			if err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
 			}
-			if s.signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			if signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
 			}
 		}
 	}
 	for name, sc := range cfg.Stores {
 		if err := stores.Check(sc, lookupEnv); err != nil {
-			return nil, fmt.Errorf("store %s: %w", name, err)
+			return auth, nil, fmt.Errorf("store %s: %w", name, err)
 		}
 	}
+	return auth, signers, nil
+}
+
+// New makes the checks of Check first, then opens the configured stores
+// (creating a local store's directory, contacting no remote one) and
+// returns a Syncer. When a check fails nothing has been created. m may be
+// nil.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+	auth, signers, err := prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
+		digests: map[string]*publisher.DigestCache{}, signers: signers}
 	for name, sc := range cfg.Stores {
 		st, err := stores.Open(ctx, sc, lookupEnv)
 		if err != nil {
@@ -353,22 +373,4 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 type built struct {
 	pkg *packager.Package
 	err error
-}
-
-// Handler serves every repository read-only, each under /<name>/, from its
-// store: what `chartsync serve` serves. GET / lists the repositories.
-func (s *Syncer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	var names []string
-	for _, r := range s.cfg.Repositories {
-		pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix}, s.log)
-		mux.Handle("/"+r.Name+"/", http.StripPrefix("/"+r.Name, pub.Handler()))
-		names = append(names, r.Name)
-	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		for _, n := range names {
-			fmt.Fprintf(w, "%s/\n", n)
-		}
-	})
-	return mux
 }
