@@ -13,7 +13,7 @@ import (
 // hold '/', '#', '%' or '@', so no URL parser is trusted with it), and the
 // "user:password@" of scp-like addresses. It errs on the side of hiding
 // too much: in "https://host/a@b" the host is hidden as well.
-var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^\s]*@|(^|[\s"'=(\[])[^\s:/@"'=]+:[^\s@"']+@`)
+var userinfoRE = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^\s]*@|(^|[\s"'=(\[])[^\s:/@"'=]+:[^\s/@"'][^\s@"']*@`)
 
 // redact replaces anything in s that looks like userinfo with "REDACTED@".
 // config.CheckGitURL refuses credentials in git.url; this is the second

@@ -199,6 +199,9 @@ func parse(b []byte, dir string) (*Config, error) {
 	if len(unknown) > 0 {
 		return nil, fmt.Errorf("unknown key %s", strings.Join(unknown, ", "))
 	}
+	if !md.IsDefined("git", "timeout") && c.Git.Timeout.Duration > c.CycleTimeout.Duration {
+		c.Git.Timeout = c.CycleTimeout // the default never outlives the cycle
+	}
 	if c.Stores, err = decodeStores(b); err != nil {
 		return nil, err
 	}

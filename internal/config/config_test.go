@@ -205,3 +205,20 @@ func TestPrefixesAreNormalisedOrRefused(t *testing.T) {
 		t.Errorf("\"/x/\" and \"x\" in one store: %v", err)
 	}
 }
+
+func TestGitTimeoutDefaultsWithinTheCycle(t *testing.T) {
+	c, err := Parse([]byte("cycle_timeout = \"30s\"\n" + withPrefix("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Git.Timeout.Duration != 30*time.Second {
+		t.Errorf("git.timeout %s, want cycle_timeout 30s", c.Git.Timeout)
+	}
+	c, err = Parse([]byte(withPrefix("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Git.Timeout.Duration != DefaultGitTimeout || c.CycleTimeout.Duration != DefaultCycleTimeout || c.Stores["main"].Timeout.Duration != DefaultStoreTimeout {
+		t.Errorf("defaults: git %s, cycle %s, store %s", c.Git.Timeout, c.CycleTimeout, c.Stores["main"].Timeout)
+	}
+}
