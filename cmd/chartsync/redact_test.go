@@ -21,7 +21,7 @@ func TestRedact(t *testing.T) {
 		`repo="https://ghp_TOKEN@example.org/x" a=b`:    `repo="https://REDACTED@example.org/x" a=b`,
 		"clone alice:S3CRET@example.org:charts.git":     "clone REDACTED@example.org:charts.git",
 		"https://example.org/r/x and git@example.org:x": "https://example.org/r/x and git@example.org:x",
-		"chart \"a\" 1.0.0 (charts/a): lint: bad":        "chart \"a\" 1.0.0 (charts/a): lint: bad",
+		"chart \"a\" 1.0.0 (charts/a): lint: bad":       "chart \"a\" 1.0.0 (charts/a): lint: bad",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
