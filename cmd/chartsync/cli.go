@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -27,6 +28,10 @@ import (
 
 // version is set at build time (-ldflags -X main.version=...).
 var version = "dev"
+
+// textfileRecord is the file in state_dir naming the metrics textfile the
+// last `run --once` wrote. debian/chartsync.postrm reads it on purge.
+const textfileRecord = "metrics-textfile"
 
 // Exit statuses.
 const (
@@ -230,6 +235,11 @@ func (o *options) run(ctx context.Context) error {
 	if cfg.Metrics.Textfile != "" {
 		if err := metrics.WriteTextfile(cfg.Metrics.Textfile, reg); err != nil {
 			log.Error("write metrics textfile", "err", err)
+		}
+		// Where the file is, for the package's purge and for the daemon,
+		// which removes it when a node switches to daemon mode.
+		if err := os.WriteFile(filepath.Join(cfg.StateDir, textfileRecord), []byte(cfg.Metrics.Textfile+"\n"), 0o640); err != nil {
+			log.Warn("record the metrics textfile's path", "err", err)
 		}
 	}
 	o.summary(res, false)

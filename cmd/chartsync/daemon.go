@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"os/signal"
 	"sync/atomic"
 	"syscall"
@@ -75,6 +81,7 @@ func (o *options) daemon(ctx context.Context) error {
 	defer stopReload()
 
 	cfg := ld.cfg
+	removeTimerTextfile(cfg, log)
 	log.Info("starting", "version", version, "schedule", cfg.Schedule, "listen", cfg.HTTP.Listen)
 	if err := d.Run(ctx); err != nil {
 		return &exitError{exitFailed, err}
@@ -89,4 +96,27 @@ func repositoryNames(cfg *config.Config) []string {
 		names[i] = r.Name
 	}
 	return names
+}
+
+// removeTimerTextfile removes the metrics textfile that timer mode (`run
+// --once`) wrote, named by [metrics] textfile or recorded in state_dir: a
+// daemon exports its metrics over HTTP, and a file left behind would be
+// served by node_exporter forever, raising stale-publisher alerts.
+func removeTimerTextfile(cfg *config.Config, log *slog.Logger) {
+	files := []string{cfg.Metrics.Textfile}
+	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, textfileRecord)); err == nil {
+		files = append(files, strings.TrimSpace(string(b)))
+	}
+	for _, f := range files {
+		if f == "" || !strings.HasSuffix(f, ".prom") {
+			continue
+		}
+		switch err := os.Remove(f); {
+		case err == nil:
+			log.Info("removed the timer mode's metrics textfile: the daemon serves /metrics", "file", f)
+		case !errors.Is(err, fs.ErrNotExist):
+			log.Warn("remove the timer mode's metrics textfile", "file", f, "err", err)
+		}
+	}
+	os.Remove(filepath.Join(cfg.StateDir, textfileRecord))
 }
