@@ -165,3 +165,39 @@ path = %q
 		t.Errorf("serve created the state directory %s", srv.stateDir)
 	}
 }
+
+// Issue 13 point 2: switching a node from timer mode to the daemon leaves
+// no metrics file behind for node_exporter to serve forever; the daemon
+// removes the one `run --once` recorded, even after [metrics] textfile was
+// taken out of the config.
+func TestDaemonRemovesTimerModesTextfile(t *testing.T) {
+	r := newGitRepo(t)
+	r.write(chart("charts/a", "a", "1.0.0"))
+	r.commit("a")
+	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
+	s, store := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))
+	s.mustRun("run", "--once")
+	if _, err := os.Stat(textfile); err != nil {
+		t.Fatalf("run --once wrote no textfile: %v", err)
+	}
+	addr := freeAddr(t)
+	daemonSite := newSite(t, r.dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store),
+		daemonTOML(addr, "@every 1h", "10s"))
+	// The same state directory: the daemon replaces the timer on this node.
+	daemonSite.stateDir = s.stateDir
+	cfg, err := os.ReadFile(daemonSite.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), filepath.Join(filepath.Dir(daemonSite.config), "state"), s.stateDir, 1))
+	if err := os.WriteFile(daemonSite.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, daemonSite, addr)
+	if _, err := os.Stat(textfile); !os.IsNotExist(err) {
+		t.Errorf("timer mode's textfile %s still there with the daemon running (%v)", textfile, err)
+	}
+	if !strings.Contains(d.out.String(), "removed the timer mode's metrics textfile") {
+		t.Errorf("the daemon did not say it removed the textfile")
+	}
+}
