@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -25,6 +24,7 @@ import (
 	"github.com/chartsync/chartsync/internal/packager"
 	"github.com/chartsync/chartsync/internal/publisher"
 	"github.com/chartsync/chartsync/internal/publisher/store"
+	"github.com/chartsync/chartsync/internal/stores"
 )
 
 // Outcome is what happened to one chart version in a cycle.
@@ -125,21 +125,60 @@ type Syncer struct {
 	linter  *packager.Linter             // lints in a bounded child process; verdicts cached in the state dir
 }
 
-// New opens the configured stores (without touching them) and returns a
-// Syncer. m may be nil.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+// Check makes every check New makes, creating nothing and contacting
+// nobody: git credentials (token file or variable set and not empty),
+// signing keys (keyring readable, key found, passphrase right), and each
+// store's settings and secret files. The load-and-validate path of
+// check-config, start-up and reload calls it, so what it passes New
+// accepts.
+func Check(cfg *config.Config) error {
+	_, _, err := prepare(cfg)
+	return err
+}
+
+// prepare resolves the git credentials and signers and checks the stores.
+func prepare(cfg *config.Config) (gitsrc.Auth, map[string]*packager.Signer, error) {
 	auth, err := gitAuth(cfg.Git)
+	if err != nil {
+		return auth, nil, err
+	}
+	signers := map[string]*packager.Signer{}
+	for _, r := range cfg.Repositories {
+		if r.SignKey != "" {
+			passphrase, err := config.ReadSecret(r.PassphraseFile)
+			if err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+			if signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+		}
+	}
+	for name, sc := range cfg.Stores {
+		if err := stores.Check(sc, lookupEnv); err != nil {
+			return auth, nil, fmt.Errorf("store %s: %w", name, err)
+		}
+	}
+	return auth, signers, nil
+}
+
+// New makes the checks of Check first, then opens the configured stores
+// (creating a local store's directory, contacting no remote one) and
+// returns a Syncer. When a check fails nothing has been created. m may be
+// nil.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+	auth, signers, err := prepare(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
 		digests: map[string]*publisher.DigestCache{}, memory: map[string]*publisher.Memory{},
-		builds: map[string]*buildCache{}, signers: map[string]*packager.Signer{}}
+		builds: map[string]*buildCache{}, signers: signers}
 	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
 		return nil, err
 	}
 	for name, sc := range cfg.Stores {
-		st, err := openStore(ctx, sc)
+		st, err := stores.Open(ctx, sc, lookupEnv)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", name, err)
 		}
@@ -149,15 +188,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 		s.stores[name] = st
 	}
 	for _, r := range cfg.Repositories {
-		if r.SignKey != "" {
-			passphrase, err := config.ReadSecret(r.PassphraseFile)
-			if err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-			if s.signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-		}
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
 		s.memory[r.Name] = publisher.LoadMemory(filepath.Join(cfg.StateDir, "memory", r.Name+".json"))
 		s.builds[r.Name] = loadBuildCache(filepath.Join(cfg.StateDir, "builds", r.Name+".json"))
@@ -190,6 +220,11 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 			s.repository(ctx, tree.FS, r, publish, res)
 		}
 	}
+	if ctx.Err() != nil && res.Err == nil {
+		// Cancelled or out of time: whatever the charts say, the cycle
+		// did not finish its job.
+		res.Err = fmt.Errorf("cycle: %w", context.Cause(ctx))
+	}
 	if publish {
 		s.record(start, res)
 	}
@@ -198,6 +233,8 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 
 func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Git.Timeout.Duration)
+	defer cancel()
 	tree, err := gitsrc.Sync(ctx, gitsrc.Options{
 		URL:    s.cfg.Git.URL,
 		Branch: s.cfg.Git.Branch,
@@ -213,6 +250,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && context.Cause(ctx) == ctx.Err() {
+			return nil, fmt.Errorf("git: timed out after %s (git.timeout): %w", s.cfg.Git.Timeout, err)
+		}
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
@@ -447,22 +487,4 @@ func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart,
 type built struct {
 	pkg *packager.Package
 	err error
-}
-
-// Handler serves every repository read-only, each under /<name>/, from its
-// store: what `chartsync serve` serves. GET / lists the repositories.
-func (s *Syncer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	var names []string
-	for _, r := range s.cfg.Repositories {
-		pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix}, s.log)
-		mux.Handle("/"+r.Name+"/", http.StripPrefix("/"+r.Name, pub.Handler()))
-		names = append(names, r.Name)
-	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		for _, n := range names {
-			fmt.Fprintf(w, "%s/\n", n)
-		}
-	})
-	return mux
 }
