@@ -394,12 +394,14 @@ func (m *Metrics) ForgetRepositories(old, current []string) {
 			continue
 		}
 		labels := prometheus.Labels{"repository": name}
-		for _, c := range []*prometheus.CounterVec{m.ChartsPublished, m.ChartsSkipped, m.IndexRepairs, m.ChartsFailed} {
+		for _, c := range []*prometheus.CounterVec{
+			m.ChartsPublished, m.ChartsSkipped, m.ChartsFailed, m.IndexRepairs, m.IndexAdopted, m.PackagesRestored,
+		} {
 			c.DeletePartialMatch(labels)
 		}
 		for _, g := range []*prometheus.GaugeVec{
 			m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
-			m.IndexMissingPackages, m.ModifiedPackages,
+			m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
 		} {
 			g.DeletePartialMatch(labels)
 		}
