@@ -11,6 +11,7 @@ package metrics
 
 import (
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,10 @@ const (
 	ResultChartFailures = "chart_failures"
 	// ResultError: the cycle itself failed (git, index read, store listing).
 	ResultError = "error"
+	// ResultTimeout: the cycle, a git operation or a store request ran out
+	// of time (cycle_timeout, git.timeout, [store.NAME] timeout): a failed
+	// cycle, counted apart so that a hung server shows as such.
+	ResultTimeout = "timeout"
 )
 
 // Values of the reason label of chartsync_charts_failed_total: the class of a
@@ -73,7 +78,8 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 
 	// CyclesTotal is chartsync_cycles_total{result}; result is one of
-	// ResultSuccess, ResultChartFailures, ResultError (all start at 0).
+	// ResultSuccess, ResultChartFailures, ResultError, ResultTimeout (all
+	// start at 0).
 	CyclesTotal *prometheus.CounterVec
 	// CycleDuration is chartsync_cycle_duration_seconds, one observation per cycle.
 	CycleDuration prometheus.Histogram
@@ -185,7 +191,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 
 		CyclesTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cycles_total",
-			Help: "Sync cycles run, by result: success, chart_failures (some charts failed alone) or error (the cycle failed).",
+			Help: "Sync cycles run, by result: success, chart_failures (some charts failed alone), error (the cycle failed) or timeout (the cycle, a git operation or a store request ran out of time).",
 		}, []string{"result"}),
 		CycleDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "cycle_duration_seconds",
@@ -301,7 +307,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	}
 
 	m.BuildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
-	for _, r := range []string{ResultSuccess, ResultChartFailures, ResultError} {
+	for _, r := range []string{ResultSuccess, ResultChartFailures, ResultError, ResultTimeout} {
 		m.CyclesTotal.WithLabelValues(r)
 	}
 	m.ConfigReloads.WithLabelValues(ReloadSuccess)
@@ -338,15 +344,15 @@ func (m *Metrics) CycleStarted(t time.Time) {
 }
 
 // CycleEnded records a cycle that started at start and ended at end with
-// result (ResultSuccess, ResultChartFailures or ResultError): it counts the
-// cycle, observes its duration and, unless result is ResultError, sets
+// result (ResultSuccess, ResultChartFailures, ResultError or ResultTimeout): it
+// counts the cycle, observes its duration and, unless the cycle failed, sets
 // chartsync_last_success_timestamp_seconds to end: a cycle in which some
 // charts failed alone still did its job for every other chart, and those
 // failures have their own counter and alert.
 func (m *Metrics) CycleEnded(start, end time.Time, result string) {
 	m.CyclesTotal.WithLabelValues(result).Inc()
 	m.CycleDuration.Observe(end.Sub(start).Seconds())
-	if result != ResultError {
+	if result != ResultError && result != ResultTimeout {
 		m.LastSuccess.Set(unixSeconds(end))
 	}
 }
@@ -375,4 +381,29 @@ func (m *Metrics) RecordConfigReload(err error) {
 
 func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
+}
+
+// ForgetRepositories deletes every per-repository series of each name in
+// old that is not in current: after a reload that removes or renames a
+// repository its series go, so that no alert (such as the one on
+// chartsync_store_modified_packages) keeps firing for a repository that
+// is no longer published. Series of names in current are kept.
+func (m *Metrics) ForgetRepositories(old, current []string) {
+	for _, name := range old {
+		if slices.Contains(current, name) {
+			continue
+		}
+		labels := prometheus.Labels{"repository": name}
+		for _, c := range []*prometheus.CounterVec{
+			m.ChartsPublished, m.ChartsSkipped, m.ChartsFailed, m.IndexRepairs, m.IndexAdopted, m.PackagesRestored,
+		} {
+			c.DeletePartialMatch(labels)
+		}
+		for _, g := range []*prometheus.GaugeVec{
+			m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
+			m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
+		} {
+			g.DeletePartialMatch(labels)
+		}
+	}
 }

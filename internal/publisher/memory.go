@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-
-	"helm.sh/helm/v3/pkg/repo"
 )
 
 // Memory is what a publisher remembers of a repository across cycles:
@@ -57,7 +55,7 @@ func (m *Memory) init() {
 func nvKey(name, version string) string { return name + " " + version }
 
 // saw records every entry of idx as listed.
-func (m *Memory) saw(idx *repo.IndexFile) {
+func (m *Memory) saw(idx *Index) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()

@@ -54,6 +54,10 @@ type Config struct {
 	// Digests, if set, remembers the sha256 of each stored package by its
 	// store version, so that reconciling reads only new or changed objects.
 	Digests *DigestCache
+	// Limits on what is read and written; 0 means the default. See
+	// DefaultMaxIndexSize and DefaultMaxPackageSize.
+	MaxIndexSize   int64
+	MaxPackageSize int64
 	// Memory, if set, remembers the index entries seen and content
 	// comparisons across cycles (see Memory).
 	Memory *Memory
@@ -87,16 +91,20 @@ func (p *Publisher) key(name string) string {
 
 // Index returns the repository's index and its store version. A missing
 // index is an empty index with version "". Any other failure wraps
-// ErrIndexUnreadable or the store's error.
-func (p *Publisher) Index(ctx context.Context) (*repo.IndexFile, string, error) {
-	b, ver, err := p.store.Get(ctx, p.key("index.yaml"))
+// ErrIndexUnreadable or the store's error; an index larger than
+// Config.MaxIndexSize is unreadable, refused before it is read.
+func (p *Publisher) Index(ctx context.Context) (*Index, string, error) {
+	b, ver, err := store.ReadLimited(ctx, p.store, p.key("index.yaml"), p.cfg.maxIndexSize())
 	if errors.Is(err, store.ErrNotExist) {
-		return repo.NewIndexFile(), "", nil
+		return NewIndex(), "", nil
+	}
+	if errors.Is(err, store.ErrTooLarge) {
+		return nil, "", fmt.Errorf("%w: %w (max_index_size)", ErrIndexUnreadable, err)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read index: %w", err)
 	}
-	idx, err := parseIndex(b)
+	idx, err := ParseIndex(b)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %s: %v", ErrIndexUnreadable, p.key("index.yaml"), err)
 	}
@@ -210,7 +218,7 @@ func (p *Publisher) Publish(ctx context.Context, pkgs []Package) (*Report, error
 // updated (index unreadable, store unreachable); the report then holds the
 // packages that failed alone, and nothing else: no package counts as
 // published until the index that lists it is written.
-func (p *Publisher) PublishOn(ctx context.Context, idx *repo.IndexFile, ver string, pkgs []Package) (*Report, error) {
+func (p *Publisher) PublishOn(ctx context.Context, idx *Index, ver string, pkgs []Package) (*Report, error) {
 	c := &call{
 		rep:     &Report{Failed: map[string]error{}},
 		builds:  map[string]Package{},
@@ -255,11 +263,18 @@ func (p *Publisher) PublishOn(ctx context.Context, idx *repo.IndexFile, ver stri
 			}
 			continue
 		}
-		if err := p.createProvenance(ctx, name, pkg.Provenance); err != nil {
-			return c.rep, err
+		if max := p.cfg.maxPackageSize(); int64(len(pkg.Data)) > max {
+			c.rep.Failed[name] = fmt.Errorf("package %w (max_package_size)", store.TooLarge(name, int64(len(pkg.Data)), max))
+			continue
 		}
-		if err := p.create(ctx, name, pkg, c); err != nil {
-			if !errors.Is(err, ErrStoredDiffers) && !errors.Is(err, ErrContentDiffers) && !errors.Is(err, ErrNameClaimed) {
+		err := p.createProvenance(ctx, name, pkg.Provenance)
+		if err == nil {
+			err = p.create(ctx, name, pkg, c)
+		}
+		if err != nil {
+			// A name this store cannot hold fails alone, like a taken name.
+			if !errors.Is(err, ErrStoredDiffers) && !errors.Is(err, ErrContentDiffers) &&
+				!errors.Is(err, ErrNameClaimed) && !errors.Is(err, store.ErrInvalidKey) {
 				return c.rep, err // the store's error names the key
 			}
 			c.rep.Failed[name] = err
@@ -415,7 +430,7 @@ const maxIndexAttempts = 10
 // updateIndex merges the stored packages and the reconciled listing into
 // index.yaml with a guarded replace, retrying on conflict. The first round
 // works on idx as read by the caller; later rounds re-read it.
-func (p *Publisher) updateIndex(ctx context.Context, idx *repo.IndexFile, ver string, c *call) error {
+func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *call) error {
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			var err error
@@ -437,10 +452,11 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *repo.IndexFile, ver st
 		next.Entries = Entries(idx)
 		if !changed {
 			*c.rep = *next
-			return p.save()
+			p.save()
+			return nil
 		}
 		idx.Generated = p.now()
-		b, err := marshalIndex(idx)
+		b, err := idx.Marshal()
 		if err != nil {
 			return err
 		}
@@ -452,7 +468,8 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *repo.IndexFile, ver st
 			p.cfg.Memory.saw(idx)
 			next.Wrote = true
 			*c.rep = *next
-			return p.save()
+			p.save()
+			return nil
 		}
 		if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotExist) {
 			return fmt.Errorf("write index: %w", err)
@@ -467,8 +484,14 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *repo.IndexFile, ver st
 	}
 }
 
-func (p *Publisher) save() error {
-	return errors.Join(p.cfg.Digests.Save(), p.cfg.Memory.Save())
+// save writes the digest cache and the memory. A failure (a full or
+// read-only state dir) is a warning, never the cycle's failure: the index
+// is written by then, and both only save work.
+func (p *Publisher) save() {
+	p.saveDigests()
+	if err := p.cfg.Memory.Save(); err != nil {
+		p.log.Warn("publisher memory not saved", "file", p.cfg.Memory.file, "err", err)
+	}
 }
 
 // errIndexGone: the index was not found when read back right after it was
@@ -478,7 +501,7 @@ var errIndexGone = fmt.Errorf("index.yaml not found when read back after writing
 
 // verify re-reads the index after an unguarded write and reports a
 // conflict if a concurrent writer dropped any of the entries just written.
-func (p *Publisher) verify(ctx context.Context, want *repo.IndexFile) error {
+func (p *Publisher) verify(ctx context.Context, want *Index) error {
 	b, _, err := p.store.Get(ctx, p.key("index.yaml"))
 	if errors.Is(err, store.ErrNotExist) {
 		return errIndexGone
@@ -486,7 +509,7 @@ func (p *Publisher) verify(ctx context.Context, want *repo.IndexFile) error {
 	if err != nil {
 		return fmt.Errorf("read index back: %w", err)
 	}
-	got, err := parseIndex(b)
+	got, err := ParseIndex(b)
 	if err != nil {
 		return fmt.Errorf("%w: %s read back: %v", ErrIndexUnreadable, p.key("index.yaml"), err)
 	}
@@ -536,7 +559,7 @@ func (p *Publisher) fileOf(u string) string {
 // claims maps each package file of this repository to the index entry
 // whose url names it exactly, matched by (name, version) and exact url,
 // never by url basename.
-func (p *Publisher) claims(idx *repo.IndexFile) map[string]*repo.ChartVersion {
+func (p *Publisher) claims(idx *Index) map[string]*repo.ChartVersion {
 	m := map[string]*repo.ChartVersion{}
 	for _, cvs := range idx.Entries {
 		for _, cv := range cvs {
@@ -557,7 +580,7 @@ func (p *Publisher) claims(idx *repo.IndexFile) map[string]*repo.ChartVersion {
 // stored bytes, and checks that each entry's digest matches the stored
 // bytes, restoring the indexed bytes where it holds them. It never removes
 // or rewrites an existing entry. It reports whether idx changed.
-func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[string]store.Object, c *call, rep *Report) (bool, error) {
+func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store.Object, c *call, rep *Report) (bool, error) {
 	claims := p.claims(idx)
 	names := make([]string, 0, len(objs))
 	for name := range objs {
@@ -574,6 +597,16 @@ func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[str
 			continue // an entry from another tool: nothing to compare with
 		}
 		obj := objs[name]
+		if max := p.cfg.maxPackageSize(); obj.Size > max {
+			p.log.Warn("stored package not read", "store", p.store.String(), "chart", name,
+				"err", fmt.Errorf("%w (max_package_size)", store.TooLarge(obj.Key, obj.Size, max)))
+			continue
+		}
+		if reason, ok := p.cfg.Digests.Refused(obj.Key, obj.Version); ok && cv == nil {
+			// Not a chart when last read, and unchanged since: not read again.
+			p.log.Debug("stored package not indexed", "store", p.store.String(), "chart", name, "err", reason)
+			continue
+		}
 		sum, err := p.storedDigest(ctx, obj, c)
 		if err != nil {
 			return false, err
@@ -602,6 +635,7 @@ func (p *Publisher) merge(ctx context.Context, idx *repo.IndexFile, objs map[str
 					return false, fmt.Errorf("read %s: %w", name, err)
 				}
 				if md, err = describe(data, name); err != nil {
+					p.cfg.Digests.Refuse(obj.Key, obj.Version, err.Error())
 					p.log.Warn("stored package not indexed", "store", p.store.String(), "chart", name, "err", err)
 					continue
 				}
@@ -684,7 +718,7 @@ func describe(data []byte, file string) (*chart.Metadata, error) {
 	return md, nil
 }
 
-func (p *Publisher) add(idx *repo.IndexFile, md *chart.Metadata, name, sum string) error {
+func (p *Publisher) add(idx *Index, md *chart.Metadata, name, sum string) error {
 	if err := idx.MustAdd(md, name, p.cfg.BaseURL, sum); err != nil {
 		return fmt.Errorf("index %s: %w", name, err)
 	}

@@ -1,6 +1,8 @@
 package syncer
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/chartsync/chartsync/internal/metrics"
@@ -48,8 +50,10 @@ func (s *Syncer) record(start time.Time, res *Result) {
 		return
 	}
 	result := metrics.ResultSuccess
-	switch {
-	case res.CycleErr() != nil:
+	switch err := res.CycleErr(); {
+	case errors.Is(err, context.DeadlineExceeded):
+		result = metrics.ResultTimeout
+	case err != nil:
 		result = metrics.ResultError
 	case !res.OK():
 		result = metrics.ResultChartFailures

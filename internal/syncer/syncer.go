@@ -8,8 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -24,6 +24,7 @@ import (
 	"github.com/chartsync/chartsync/internal/packager"
 	"github.com/chartsync/chartsync/internal/publisher"
 	"github.com/chartsync/chartsync/internal/publisher/store"
+	"github.com/chartsync/chartsync/internal/stores"
 )
 
 // Outcome is what happened to one chart version in a cycle.
@@ -121,20 +122,63 @@ type Syncer struct {
 	memory  map[string]*publisher.Memory // by repository
 	builds  map[string]*buildCache       // by repository
 	signers map[string]*packager.Signer  // by repository; absent: unsigned
+	linter  *packager.Linter             // lints in a bounded child process; verdicts cached in the state dir
 }
 
-// New opens the configured stores (without touching them) and returns a
-// Syncer. m may be nil.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+// Check makes every check New makes, creating nothing and contacting
+// nobody: git credentials (token file or variable set and not empty),
+// signing keys (keyring readable, key found, passphrase right), and each
+// store's settings and secret files. The load-and-validate path of
+// check-config, start-up and reload calls it, so what it passes New
+// accepts.
+func Check(cfg *config.Config) error {
+	_, _, err := prepare(cfg)
+	return err
+}
+
+// prepare resolves the git credentials and signers and checks the stores.
+func prepare(cfg *config.Config) (gitsrc.Auth, map[string]*packager.Signer, error) {
 	auth, err := gitAuth(cfg.Git)
+	if err != nil {
+		return auth, nil, err
+	}
+	signers := map[string]*packager.Signer{}
+	for _, r := range cfg.Repositories {
+		if r.SignKey != "" {
+			passphrase, err := config.ReadSecret(r.PassphraseFile)
+			if err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+			if signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+		}
+	}
+	for name, sc := range cfg.Stores {
+		if err := stores.Check(sc, lookupEnv); err != nil {
+			return auth, nil, fmt.Errorf("store %s: %w", name, err)
+		}
+	}
+	return auth, signers, nil
+}
+
+// New makes the checks of Check first, then opens the configured stores
+// (creating a local store's directory, contacting no remote one) and
+// returns a Syncer. When a check fails nothing has been created. m may be
+// nil.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+	auth, signers, err := prepare(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
 		digests: map[string]*publisher.DigestCache{}, memory: map[string]*publisher.Memory{},
-		builds: map[string]*buildCache{}, signers: map[string]*packager.Signer{}}
+		builds: map[string]*buildCache{}, signers: signers}
+	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
+		return nil, err
+	}
 	for name, sc := range cfg.Stores {
-		st, err := openStore(ctx, sc)
+		st, err := stores.Open(ctx, sc, lookupEnv)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", name, err)
 		}
@@ -144,15 +188,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 		s.stores[name] = st
 	}
 	for _, r := range cfg.Repositories {
-		if r.SignKey != "" {
-			passphrase, err := config.ReadSecret(r.PassphraseFile)
-			if err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-			if s.signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-		}
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
 		s.memory[r.Name] = publisher.LoadMemory(filepath.Join(cfg.StateDir, "memory", r.Name+".json"))
 		s.builds[r.Name] = loadBuildCache(filepath.Join(cfg.StateDir, "builds", r.Name+".json"))
@@ -182,8 +217,13 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 	} else {
 		res.Commit, res.CommitTime = tree.Commit, tree.Time
 		for _, r := range s.cfg.Repositories {
-			s.repository(ctx, tree.Root, r, publish, res)
+			s.repository(ctx, tree.FS, r, publish, res)
 		}
+	}
+	if ctx.Err() != nil && res.Err == nil {
+		// Cancelled or out of time: whatever the charts say, the cycle
+		// did not finish its job.
+		res.Err = fmt.Errorf("cycle: %w", context.Cause(ctx))
 	}
 	if publish {
 		s.record(start, res)
@@ -193,6 +233,8 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 
 func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Git.Timeout.Duration)
+	defer cancel()
 	tree, err := gitsrc.Sync(ctx, gitsrc.Options{
 		URL:    s.cfg.Git.URL,
 		Branch: s.cfg.Git.Branch,
@@ -208,6 +250,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && context.Cause(ctx) == ctx.Err() {
+			return nil, fmt.Errorf("git: timed out after %s (git.timeout): %w", s.cfg.Git.Timeout, err)
+		}
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
@@ -216,7 +261,7 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 
 // repository processes one [[repository]]: discover, decide, package,
 // publish.
-func (s *Syncer) repository(ctx context.Context, root string, r config.Repository, publish bool, res *Result) {
+func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository, publish bool, res *Result) {
 	rr := RepoResult{Name: r.Name}
 	defer func() { res.Repos = append(res.Repos, rr) }()
 	add := func(c ChartResult) {
@@ -224,14 +269,15 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		res.Charts = append(res.Charts, c)
 	}
 
-	charts, errs := packager.Discover(root, r.Charts)
+	charts, errs := packager.Discover(ctx, fsys, r.Charts)
 	for _, e := range errs {
 		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 	}
 	st := s.stores[r.Store]
 	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
 	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL,
-		Digests: s.digests[r.Name], Memory: s.memory[r.Name]}, s.log)
+		Digests: s.digests[r.Name], Memory: s.memory[r.Name],
+		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
 	idx, ver, err := pub.Index(ctx)
 	if err != nil {
 		rr.Err = storeErr(err)
@@ -289,7 +335,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		}
 	}
 
-	built := s.build(ctx, root, todo, r, false)
+	built := s.build(ctx, fsys, todo, r, false)
 	var pkgs []publisher.Package
 	var pending []ChartResult
 	for i, c := range todo {
@@ -315,7 +361,7 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 	for _, c := range check {
 		indexed = append(indexed, ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Skipped})
 	}
-	pkgs = append(pkgs, s.published(ctx, root, check, r, res.Commit)...)
+	pkgs = append(pkgs, s.published(ctx, fsys, check, r, res.Commit)...)
 	if !publish {
 		for _, cr := range append(pending, indexed...) {
 			add(cr)
@@ -379,7 +425,7 @@ func failReason(err error) string {
 // bytes should the publisher need them), else built now, in parallel. A
 // chart that no longer builds is logged and left out: it is published
 // already, and there is nothing to compare.
-func (s *Syncer) published(ctx context.Context, root string, charts []packager.Chart, r config.Repository, commit string) []publisher.Package {
+func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, commit string) []publisher.Package {
 	cache := s.builds[r.Name]
 	var out []publisher.Package
 	var fresh []packager.Chart
@@ -391,7 +437,7 @@ func (s *Syncer) published(ctx context.Context, root string, charts []packager.C
 			continue
 		}
 		load := func(ctx context.Context) ([]byte, error) {
-			b := s.build(ctx, root, []packager.Chart{c}, r, true)[0]
+			b := s.build(ctx, fsys, []packager.Chart{c}, r, true)[0]
 			if b.err != nil {
 				return nil, b.err
 			}
@@ -399,7 +445,7 @@ func (s *Syncer) published(ctx context.Context, root string, charts []packager.C
 		}
 		out = append(out, publisher.Package{Metadata: md, Digest: sum, Load: load})
 	}
-	for i, b := range s.build(ctx, root, fresh, r, true) {
+	for i, b := range s.build(ctx, fsys, fresh, r, true) {
 		c := fresh[i]
 		if b.err != nil {
 			if ctx.Err() == nil {
@@ -420,8 +466,8 @@ func (s *Syncer) published(ctx context.Context, root string, charts []packager.C
 // With compare set the builds are of published versions, only to compare
 // digests: lint findings are warnings and nothing is signed (signing does
 // not change the package bytes).
-func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository, compare bool) []built {
-	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name]}
+func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, compare bool) []built {
+	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
 	if r.Lint == "warn" || compare {
 		opts.Lint = packager.LintWarn
 	}
@@ -433,7 +479,7 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range charts {
 		g.Go(func() error {
-			out[i].pkg, out[i].err = packager.Build(ctx, root, c, opts)
+			out[i].pkg, out[i].err = packager.Build(ctx, fsys, c, opts)
 			return nil
 		})
 	}
@@ -444,22 +490,4 @@ func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart
 type built struct {
 	pkg *packager.Package
 	err error
-}
-
-// Handler serves every repository read-only, each under /<name>/, from its
-// store: what `chartsync serve` serves. GET / lists the repositories.
-func (s *Syncer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	var names []string
-	for _, r := range s.cfg.Repositories {
-		pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix}, s.log)
-		mux.Handle("/"+r.Name+"/", http.StripPrefix("/"+r.Name, pub.Handler()))
-		names = append(names, r.Name)
-	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		for _, n := range names {
-			fmt.Fprintf(w, "%s/\n", n)
-		}
-	})
-	return mux
 }
