@@ -110,9 +110,8 @@ func TestCase4LongNames(t *testing.T) {
 
 // TestCase5Cost: a file 150 levels deep, 20,100 files in one chart and a
 // symlink fan-out of 18 levels (2^18 paths) each fail their chart alone on
-// a limit, and packaging stays short. (The cycle as a whole is dominated by
-// go-git's checkout of 20,000 files, which issue 10 removes: bounded
-// generously here.)
+// a limit, and the cycle stays short (about 1 s measured, with charts read
+// from git objects).
 func TestCase5Cost(t *testing.T) {
 	r := newRepo(t)
 	files := merge(chart("charts/ok", "ok", "1.0.0"),
@@ -141,8 +140,8 @@ func TestCase5Cost(t *testing.T) {
 	again := s.mustRun(1, "run", "--once")
 	t.Logf("cost: second cycle %v, %v after the checkout, peak RSS %d MB", again.elapsed, again.packing, again.maxRSS>>20)
 	for _, x := range []*result{res, again} {
-		if x.packing > 30*time.Second || x.elapsed > 300*time.Second || x.maxRSS > 1<<30 {
-			t.Errorf("cycle took %v (%v after the checkout) and %d MB, want under 300 s (30 s) and 1 GiB", x.elapsed, x.packing, x.maxRSS>>20)
+		if x.packing > 30*time.Second || x.elapsed > 60*time.Second || x.maxRSS > 1<<30 {
+			t.Errorf("cycle took %v (%v after the checkout) and %d MB, want under 60 s (30 s) and 1 GiB", x.elapsed, x.packing, x.maxRSS>>20)
 		}
 	}
 }
