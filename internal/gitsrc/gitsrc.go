@@ -28,7 +28,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // remoteName is the name of the one remote of every repository.
@@ -480,7 +482,7 @@ type remoteSource struct {
 	auth transport.AuthMethod
 }
 
-func (r remoteSource) remote(st *filesystem.Storage, branch string) *git.Remote {
+func (r remoteSource) remote(st storage.Storer, branch string) *git.Remote {
 	return git.NewRemote(st, &config.RemoteConfig{
 		Name:  remoteName,
 		URLs:  []string{r.url},
@@ -489,7 +491,7 @@ func (r remoteSource) remote(st *filesystem.Storage, branch string) *git.Remote 
 }
 
 func (r remoteSource) fetch(ctx context.Context, st *filesystem.Storage, branch string, _ bool) (plumbing.Hash, error) {
-	err := r.remote(st, branch).FetchContext(ctx, &git.FetchOptions{
+	err := r.remote(packStorage{st}, branch).FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{refSpec(branch)},
 		Auth:     r.auth,
 		Tags:     git.NoTags,
@@ -506,7 +508,7 @@ func (r remoteSource) fetch(ctx context.Context, st *filesystem.Storage, branch 
 }
 
 func (r remoteSource) hasBranch(ctx context.Context, branch string) bool {
-	refs, err := r.remote(nil, branch).ListContext(ctx, &git.ListOptions{Auth: r.auth})
+	refs, err := r.remote(memory.NewStorage(), branch).ListContext(ctx, &git.ListOptions{Auth: r.auth})
 	if err != nil {
 		return false
 	}

@@ -89,8 +89,9 @@ func TestSyncLocalWithoutGitBinary(t *testing.T) {
 }
 
 const (
-	childURL = "GITSRC_TEST_CHILD_URL"
-	childDir = "GITSRC_TEST_CHILD_DIR"
+	childURL     = "GITSRC_TEST_CHILD_URL"
+	childDir     = "GITSRC_TEST_CHILD_DIR"
+	childAnyFile = "GITSRC_TEST_CHILD_ANY" // do not look for charts/a/Chart.yaml
 )
 
 // A repository owned by root, read by another user (the Debian package's
@@ -169,8 +170,10 @@ func TestChildSync(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Sync as uid %d: %v", os.Getuid(), err)
 	}
-	if _, err := fs.ReadFile(tree.FS, "charts/a/Chart.yaml"); err != nil {
-		t.Fatal(err)
+	if os.Getenv(childAnyFile) == "" {
+		if _, err := fs.ReadFile(tree.FS, "charts/a/Chart.yaml"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fmt.Printf("uid %d commit %s\n", os.Getuid(), tree.Commit)
 }
