@@ -475,8 +475,15 @@ func readDeltaSize(r io.ByteReader) (int64, error) {
 }
 
 // patch writes the delta's target to w: copy instructions read from base,
-// insert instructions from the delta stream itself.
-func patch(w io.Writer, base io.ReaderAt, delta *bufio.Reader, size int64) error {
+// insert instructions from the delta stream itself. Deltas of text files
+// are millions of short instructions, so nothing here allocates per
+// instruction and base is read through a window.
+func patch(w io.Writer, base content, delta *bufio.Reader, size int64) error {
+	buf := make([]byte, 0x10000)
+	win := &window{r: base}
+	if _, inMemory := base.(memContent); !inMemory {
+		win.buf = make([]byte, 0, inMemoryMax)
+	}
 	var written int64
 	for {
 		cmd, err := delta.ReadByte()
@@ -486,6 +493,7 @@ func patch(w io.Writer, base io.ReaderAt, delta *bufio.Reader, size int64) error
 		if err != nil {
 			return err
 		}
+		var chunk []byte
 		switch {
 		case cmd&0x80 != 0:
 			var off, n int64
@@ -510,24 +518,55 @@ func patch(w io.Writer, base io.ReaderAt, delta *bufio.Reader, size int64) error
 			if n == 0 {
 				n = 0x10000
 			}
-			if _, err := io.Copy(w, io.NewSectionReader(base, off, n)); err != nil {
+			if chunk, err = win.slice(off, n, buf); err != nil {
 				return err
 			}
-			written += n
 		case cmd != 0:
-			if _, err := io.CopyN(w, delta, int64(cmd)); err != nil {
+			chunk = buf[:cmd]
+			if _, err := io.ReadFull(delta, chunk); err != nil {
 				return errBadDelta
 			}
-			written += int64(cmd)
 		default:
 			return errBadDelta
 		}
-		if written > size {
+		if written += int64(len(chunk)); written > size {
 			return errBadDelta
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return err
 		}
 	}
 	if written != size {
 		return errBadDelta
 	}
 	return nil
+}
+
+// window reads a ReaderAt through a buffer: copy instructions mostly move
+// forward through the base, so most of them are served without a read.
+type window struct {
+	r     io.ReaderAt
+	buf   []byte
+	start int64
+}
+
+// slice returns the n bytes at off, from the window or else in scratch
+// (which must hold n bytes).
+func (w *window) slice(off, n int64, scratch []byte) ([]byte, error) {
+	if off >= w.start && off+n <= w.start+int64(len(w.buf)) {
+		return w.buf[off-w.start : off-w.start+n], nil
+	}
+	if n > int64(cap(w.buf)) {
+		k, err := w.r.ReadAt(scratch[:n], off)
+		if int64(k) != n {
+			return nil, fmt.Errorf("%w: copy past the end of the base (%v)", errBadDelta, err)
+		}
+		return scratch[:n], nil
+	}
+	k, err := w.r.ReadAt(w.buf[:cap(w.buf)], off)
+	w.buf, w.start = w.buf[:k], off
+	if int64(k) < n {
+		return nil, fmt.Errorf("%w: copy past the end of the base (%v)", errBadDelta, err)
+	}
+	return w.buf[:n], nil
 }
