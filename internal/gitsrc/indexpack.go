@@ -115,6 +115,9 @@ type indexer struct {
 	refKids  map[plumbing.Hash][]*packObject // REF_DELTA children by base id
 	thin     bool                            // some base is not in the pack
 	writeObj bool                            // write every object loose
+	br       *bufio.Reader                   // reads a delta
+	buf      []byte                          // scratch for patch
+	win      window                          // base window for patch
 }
 
 // indexPack indexes the pack file name (in st's file system) with bounded
@@ -342,7 +345,11 @@ func (ix *indexer) apply(base *packObject, data content, k *packObject, keep boo
 		return nil, err
 	}
 	defer r.Close()
-	br := bufio.NewReader(r)
+	if ix.br == nil {
+		ix.br = bufio.NewReaderSize(r, 0x10000)
+	}
+	br := ix.br
+	br.Reset(r)
 	srcSize, err := readDeltaSize(br)
 	if err != nil {
 		return nil, err
@@ -378,7 +385,7 @@ func (ix *indexer) apply(base *packObject, data content, k *packObject, keep boo
 		}
 		writers = append(writers, loose)
 	}
-	if err := patch(io.MultiWriter(writers...), data, br, size); err != nil {
+	if err := ix.patch(io.MultiWriter(writers...), data, br, size); err != nil {
 		if out != nil {
 			out.Close()
 		}
@@ -478,10 +485,13 @@ func readDeltaSize(r io.ByteReader) (int64, error) {
 // insert instructions from the delta stream itself. Deltas of text files
 // are millions of short instructions, so nothing here allocates per
 // instruction and base is read through a window.
-func patch(w io.Writer, base content, delta *bufio.Reader, size int64) error {
-	buf := make([]byte, 0x10000)
-	win := &window{r: base}
-	if _, inMemory := base.(memContent); !inMemory {
+func (ix *indexer) patch(w io.Writer, base content, delta *bufio.Reader, size int64) error {
+	if ix.buf == nil {
+		ix.buf = make([]byte, 0x10000)
+	}
+	buf, win := ix.buf, &ix.win
+	win.r, win.buf, win.start = base, win.buf[:0], 0
+	if _, inMemory := base.(memContent); !inMemory && win.buf == nil {
 		win.buf = make([]byte, 0, inMemoryMax)
 	}
 	var written int64
@@ -556,7 +566,7 @@ func (w *window) slice(off, n int64, scratch []byte) ([]byte, error) {
 	if off >= w.start && off+n <= w.start+int64(len(w.buf)) {
 		return w.buf[off-w.start : off-w.start+n], nil
 	}
-	if n > int64(cap(w.buf)) {
+	if _, inMemory := w.r.(memContent); inMemory || n > int64(cap(w.buf)) {
 		k, err := w.r.ReadAt(scratch[:n], off)
 		if int64(k) != n {
 			return nil, fmt.Errorf("%w: copy past the end of the base (%v)", errBadDelta, err)

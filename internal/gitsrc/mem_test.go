@@ -43,7 +43,7 @@ func writeLarge(t *testing.T, p string, mib int, seed string) {
 
 // childPeakRSS runs Sync of url into dir in a child process (this test
 // binary) and returns the child's peak resident set size in MiB.
-func childPeakRSS(t *testing.T, url, dir string) float64 {
+func childPeakRSS(t testing.TB, url, dir string) float64 {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -63,7 +63,7 @@ func childPeakRSS(t *testing.T, url, dir string) float64 {
 }
 
 // packMiB is the size of the pack files and loose objects under dir in MiB.
-func objectsMiB(t *testing.T, dir string) float64 {
+func objectsMiB(t testing.TB, dir string) float64 {
 	t.Helper()
 	var n int64
 	err := filepath.Walk(filepath.Join(dir, "objects"), func(p string, fi os.FileInfo, err error) error {

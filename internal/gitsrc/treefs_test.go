@@ -169,7 +169,7 @@ func gitStdin(t *testing.T, dir string, stdin []byte, args ...string) string {
 }
 
 // gitStdinRaw runs git with stdin and returns stdout.
-func gitStdinRaw(t *testing.T, dir string, stdin []byte, args ...string) string {
+func gitStdinRaw(t testing.TB, dir string, stdin []byte, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(gitBin(t), args...)
 	cmd.Dir = dir
