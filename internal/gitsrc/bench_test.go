@@ -211,7 +211,7 @@ func BenchmarkIndexPack(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "repo")
 		runGit(b, "", "init", "-q", "--bare", dir)
 		b.StartTimer()
-		w, err := packStorage{newStorage(dir)}.PackfileWriter()
+		w, err := packStorage{newStorage(dir), context.Background()}.PackfileWriter()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -491,7 +491,7 @@ func (r remoteSource) remote(st storage.Storer, branch string) *git.Remote {
 }
 
 func (r remoteSource) fetch(ctx context.Context, st *filesystem.Storage, branch string, _ bool) (plumbing.Hash, error) {
-	err := r.remote(packStorage{st}, branch).FetchContext(ctx, &git.FetchOptions{
+	err := r.remote(packStorage{st, ctx}, branch).FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{refSpec(branch)},
 		Auth:     r.auth,
 		Tags:     git.NoTags,

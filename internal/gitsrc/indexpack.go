@@ -3,6 +3,7 @@ package gitsrc
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ const inMemoryMax = 1 << 20
 // cost about 1 GB to clone).
 type packStorage struct {
 	*filesystem.Storage
+	ctx context.Context // cancels the indexing too
 }
 
 // PackfileWriter implements storer.PackfileWriter.
@@ -34,14 +36,15 @@ func (s packStorage) PackfileWriter() (io.WriteCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool pack: %w", err)
 	}
-	return &packSpool{st: s.Storage, f: f}, nil
+	return &packSpool{ctx: s.ctx, st: s.Storage, f: f}, nil
 }
 
 // packSpool receives a pack into a temporary file and indexes it on Close.
 type packSpool struct {
-	st *filesystem.Storage
-	f  billy.File
-	n  int64
+	ctx context.Context
+	st  *filesystem.Storage
+	f   billy.File
+	n   int64
 }
 
 func (p *packSpool) Write(b []byte) (int, error) {
@@ -60,7 +63,7 @@ func (p *packSpool) Close() error {
 	if p.n == 0 {
 		return fsys.Remove(name)
 	}
-	keep, err := indexPack(p.st, name)
+	keep, err := indexPack(p.ctx, p.st, name)
 	if err != nil || !keep {
 		_ = fsys.Remove(name)
 	}
@@ -107,6 +110,7 @@ func (c *fileContent) Close() error {
 
 // indexer resolves the objects of one pack file.
 type indexer struct {
+	ctx      context.Context
 	st       *filesystem.Storage
 	fsys     billy.Filesystem
 	sc       *packfile.Scanner
@@ -127,14 +131,14 @@ type indexer struct {
 // objects/pack (keep is true). A thin pack (deltas against objects st
 // already has, which go-git asks servers for) cannot be kept as it is, so
 // its objects are written as loose objects instead (keep is false).
-func indexPack(st *filesystem.Storage, name string) (keep bool, err error) {
+func indexPack(ctx context.Context, st *filesystem.Storage, name string) (keep bool, err error) {
 	fsys := st.Filesystem()
 	f, err := fsys.Open(name)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	ix := &indexer{st: st, fsys: fsys, sc: packfile.NewScanner(f),
+	ix := &indexer{ctx: ctx, st: st, fsys: fsys, sc: packfile.NewScanner(f),
 		kids: map[int64][]*packObject{}, refKids: map[plumbing.Hash][]*packObject{}}
 	checksum, err := ix.scan()
 	if err != nil {
@@ -202,6 +206,9 @@ func (ix *indexer) scan() (plumbing.Hash, error) {
 	inPack := map[plumbing.Hash]bool{}
 	var refs []*packObject
 	for range count {
+		if err := ix.ctx.Err(); err != nil {
+			return plumbing.ZeroHash, err
+		}
 		oh, err := ix.sc.NextObjectHeader()
 		if err != nil {
 			return plumbing.ZeroHash, err
@@ -312,6 +319,9 @@ func (ix *indexer) walk(base *packObject, data content) error {
 		delete(ix.kids, base.offset)
 	}
 	for _, k := range kids {
+		if err := ix.ctx.Err(); err != nil {
+			return err
+		}
 		keep := len(ix.kids[k.offset]) > 0
 		got, err := ix.apply(base, data, k, keep)
 		if err != nil {

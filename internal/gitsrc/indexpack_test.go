@@ -1,6 +1,8 @@
 package gitsrc
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +14,7 @@ import (
 // dir through the storage a network fetch uses.
 func receivePack(t *testing.T, dir string, pack []byte) {
 	t.Helper()
-	w, err := packStorage{newStorage(dir)}.PackfileWriter()
+	w, err := packStorage{newStorage(dir), context.Background()}.PackfileWriter()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +106,30 @@ func TestIndexPack(t *testing.T) {
 		receivePack(t, dir, packOf(t, head+"\n^"+mid+"\n", "--delta-base-offset", "--thin"))
 		check(t, dir, head)
 	})
+	t.Run("cancelled", func(t *testing.T) {
+		t.Parallel()
+		dir := newBare(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		w, err := packStorage{newStorage(dir), ctx}.PackfileWriter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(packOf(t, head+"\n", "--delta-base-offset")); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := w.Close(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Close after cancel = %v, want context.Canceled", err)
+		}
+		if left, _ := os.ReadDir(filepath.Join(dir, "objects/pack")); len(left) != 0 {
+			t.Errorf("files left in objects/pack: %v", left)
+		}
+	})
 	t.Run("truncated pack", func(t *testing.T) {
 		t.Parallel()
 		dir := newBare(t)
 		pack := packOf(t, head+"\n", "--delta-base-offset")
-		w, err := packStorage{newStorage(dir)}.PackfileWriter()
+		w, err := packStorage{newStorage(dir), context.Background()}.PackfileWriter()
 		if err != nil {
 			t.Fatal(err)
 		}
