@@ -75,7 +75,7 @@ type Tree struct {
 	// ModTime is Time for every entry. Open, ReadFile, ReadDir and Stat follow
 	// symlinks inside the tree and fail for a link that is absolute, leads
 	// out of the tree, or loops; Lstat and ReadLink never follow the last
-	// element. There is no .git entry. Entries git would refuse to check out
+	// element. Open and ReadFile read the whole file into memory. There is no .git entry. Entries git would refuse to check out
 	// are absent; opening one fails with an error wrapping an *EntryError
 	// (see Problems).
 	FS fs.FS
@@ -319,8 +319,12 @@ func convert(dir string, opts Options) error {
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(dir, "index")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// The index belonged to the work tree; FETCH_HEAD and reflogs may hold
+	// the URL as it was, user name (a token?) included.
+	for _, name := range []string{"index", "FETCH_HEAD", "ORIG_HEAD", "logs"} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return err
+		}
 	}
 	if err := makePrivate(dir); err != nil {
 		return err
