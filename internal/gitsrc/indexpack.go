@@ -382,29 +382,38 @@ func (ix *indexer) apply(base *packObject, data content, k *packObject, keep boo
 		}
 		writers = append(writers, sink)
 	}
-	var loose io.WriteCloser
-	if ix.writeObj {
-		w, header, err := ix.st.ObjectStorage.LazyWriter()
-		if err != nil {
-			return nil, err
+	var loose io.WriteCloser // closed exactly once: go-git pools its zlib writer
+	closeLoose := func() error {
+		if loose == nil {
+			return nil
 		}
-		loose = w
-		defer loose.Close()
-		if err := header(k.typ, size); err != nil {
-			return nil, err
-		}
-		writers = append(writers, loose)
+		l := loose
+		loose = nil
+		return l.Close()
 	}
-	if err := ix.patch(io.MultiWriter(writers...), data, br, size); err != nil {
+	fail := func(err error) (content, error) {
+		_ = closeLoose()
 		if out != nil {
 			out.Close()
 		}
-		return nil, fmt.Errorf("delta at offset %d: %w", k.offset, err)
+		return nil, err
 	}
-	if loose != nil {
-		if err := loose.Close(); err != nil {
-			return nil, err
+	if ix.writeObj {
+		w, header, err := ix.st.ObjectStorage.LazyWriter()
+		if err != nil {
+			return fail(err)
 		}
+		loose = w
+		if err := header(k.typ, size); err != nil {
+			return fail(err)
+		}
+		writers = append(writers, w)
+	}
+	if err := ix.patch(io.MultiWriter(writers...), data, br, size); err != nil {
+		return fail(fmt.Errorf("delta at offset %d: %w", k.offset, err))
+	}
+	if err := closeLoose(); err != nil {
+		return fail(err)
 	}
 	k.hash, k.resolved = h.Sum(), true
 	if b, ok := sink.(*bytes.Buffer); ok {
