@@ -142,6 +142,22 @@ func BenchmarkFirstClone(b *testing.B) {
 	}
 }
 
+// BenchmarkGitCLIFirstClone is the git CLI's bare clone of the branch, for
+// comparison with BenchmarkFirstClone.
+func BenchmarkGitCLIFirstClone(b *testing.B) {
+	repo := generatedRepo(b)
+	for _, tc := range []struct{ name, url string }{
+		{"local", "file://" + repo},
+		{"http", httpURL(b, repo)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				runGit(b, "", "clone", "-q", "--bare", "--single-branch", "--no-tags", "-b", "master", tc.url, filepath.Join(b.TempDir(), "repo"))
+			}
+		})
+	}
+}
+
 // BenchmarkTreeFSReadChart reads one chart of a fresh Tree (every file and
 // the symlink's target), as the packager does.
 func BenchmarkTreeFSReadChart(b *testing.B) {
