@@ -239,3 +239,27 @@ func BenchmarkIndexPack(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTreeProblems checks a fresh Tree for entries git would refuse:
+// every tree object of the commit is read.
+func BenchmarkTreeProblems(b *testing.B) {
+	repo := generatedRepo(b)
+	dir := filepath.Join(b.TempDir(), "repo")
+	if _, err := Sync(context.Background(), Options{URL: repo, Branch: "master", Dir: dir}); err != nil {
+		b.Fatal(err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	for b.Loop() {
+		tree, err := r.Tree("master")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p := tree.Problems(); p != nil {
+			b.Fatal(p)
+		}
+	}
+}
