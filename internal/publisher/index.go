@@ -59,6 +59,11 @@ func (c Config) maxPackageSize() int64 {
 // written from its source: changing its fields in the IndexFile has no
 // effect on what is written. The format is kept: an index read as JSON is
 // written as JSON, one read as YAML (or a new one) as YAML.
+//
+// A YAML index laid out as helm writes it (block style, one document) is
+// written by putting the new entries and the generated time into its text:
+// every other byte stays. Any other YAML is parsed again at write time and
+// re-encoded node by node, its aliases expanded.
 type Index struct {
 	*repo.IndexFile
 
