@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -20,12 +21,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chartsync/chartsync/internal/config"
+	"github.com/chartsync/chartsync/internal/daemon"
 	"github.com/chartsync/chartsync/internal/metrics"
 	"github.com/chartsync/chartsync/internal/syncer"
 )
 
 // version is set at build time (-ldflags -X main.version=...).
 var version = "dev"
+
+// textfileRecord is the file in state_dir naming the metrics textfile the
+// last `run --once` wrote. debian/chartsync.postrm reads it on purge.
+const textfileRecord = "metrics-textfile"
 
 // Exit statuses.
 const (
@@ -114,7 +120,7 @@ func newRootCmd(o *options) *cobra.Command {
 			Short: "Validate the configuration file and exit",
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				if _, err := o.loadConfig(); err != nil {
+				if _, err := o.load(); err != nil {
 					return err
 				}
 				fmt.Fprintf(o.stdout, "%s: ok\n", o.configFile)
@@ -133,12 +139,14 @@ func newRootCmd(o *options) *cobra.Command {
 	return root
 }
 
-func (o *options) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(o.configFile)
+// load runs the one load-and-validate path (see load); a refusal is a
+// usage error (exit 2).
+func (o *options) load() (*loaded, error) {
+	ld, err := load(o.configFile)
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
 	}
-	return cfg, nil
+	return ld, nil
 }
 
 func (o *options) logger() (*slog.Logger, error) {
@@ -156,6 +164,7 @@ func (o *options) logger() (*slog.Logger, error) {
 	default:
 		return nil, &exitError{exitUsage, fmt.Errorf("--log-format %q: must be text or json", o.logFormat)}
 	}
+	h = redactHandler{h}
 	// The Helm SDK logs through the standard logger (for example each
 	// symlink it follows): keep those lines, as debug records.
 	stdlog.SetFlags(0)
@@ -163,9 +172,11 @@ func (o *options) logger() (*slog.Logger, error) {
 	return slog.New(h), nil
 }
 
-// open loads the config and builds the logger and the Syncer (m may be nil).
-func (o *options) open(ctx context.Context, m *metrics.Metrics) (*config.Config, *slog.Logger, *syncer.Syncer, error) {
-	cfg, err := o.loadConfig()
+// open loads the config through load and builds the logger and the
+// Syncer (m may be nil). Nothing is created unless load accepted the
+// configuration.
+func (o *options) open(ctx context.Context, m *metrics.Metrics) (*loaded, *slog.Logger, *syncer.Syncer, error) {
+	ld, err := o.load()
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -173,11 +184,11 @@ func (o *options) open(ctx context.Context, m *metrics.Metrics) (*config.Config,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := syncer.New(ctx, cfg, log, m)
+	s, err := syncer.New(ctx, ld.cfg, log, m)
 	if err != nil {
 		return nil, nil, nil, &exitError{exitFailed, err}
 	}
-	return cfg, log, s, nil
+	return ld, log, s, nil
 }
 
 // lock takes the state directory's lock, so that runs never overlap.
@@ -197,10 +208,11 @@ func (o *options) run(ctx context.Context) error {
 	defer stop()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version, revision())
-	cfg, log, s, err := o.open(ctx, m)
+	ld, log, s, err := o.open(ctx, m)
 	if err != nil {
 		return err
 	}
+	cfg := ld.cfg
 	unlock, err := o.lock(ctx, cfg)
 	if err != nil {
 		return err
@@ -213,13 +225,21 @@ func (o *options) run(ctx context.Context) error {
 			log.Warn("restore counters from the metrics textfile", "err", err)
 		}
 	}
-	res := s.Run(ctx)
+	cctx, cancel := context.WithTimeoutCause(ctx, cfg.CycleTimeout.Duration,
+		fmt.Errorf("%w after %s (cycle_timeout): %w", daemon.ErrCycleTimeout, cfg.CycleTimeout, context.DeadlineExceeded))
+	res := s.Run(cctx)
+	cancel()
 	if err := res.CycleErr(); err != nil {
 		log.Error("cycle failed", "err", err)
 	}
 	if cfg.Metrics.Textfile != "" {
 		if err := metrics.WriteTextfile(cfg.Metrics.Textfile, reg); err != nil {
 			log.Error("write metrics textfile", "err", err)
+		}
+		// Where the file is, for the package's purge and for the daemon,
+		// which removes it when a node switches to daemon mode.
+		if err := os.WriteFile(filepath.Join(cfg.StateDir, textfileRecord), []byte(cfg.Metrics.Textfile+"\n"), 0o640); err != nil {
+			log.Warn("record the metrics textfile's path", "err", err)
 		}
 	}
 	o.summary(res, false)
@@ -232,11 +252,11 @@ func (o *options) run(ctx context.Context) error {
 func (o *options) plan(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cfg, _, s, err := o.open(ctx, nil)
+	ld, _, s, err := o.open(ctx, nil)
 	if err != nil {
 		return err
 	}
-	unlock, err := o.lock(ctx, cfg)
+	unlock, err := o.lock(ctx, ld.cfg)
 	if err != nil {
 		return err
 	}
@@ -252,7 +272,8 @@ func (o *options) plan(ctx context.Context) error {
 // summary prints what a cycle did (or, for a plan, would do): one line per
 // chart that is not merely already published, then the failures with why.
 func (o *options) summary(res *syncer.Result, plan bool) {
-	w := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+	out := redactWriter{o.stdout}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	if res.Commit != "" {
 		fmt.Fprintf(w, "commit %s (%s)\n", res.Commit, res.CommitTime.UTC().Format(time.RFC3339))
 	}
@@ -271,31 +292,40 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 	w.Flush()
 	for _, r := range res.Repos {
 		if r.Err != nil {
-			fmt.Fprintf(o.stdout, "FAILED repository %s: %v\n", r.Name, r.Err)
+			fmt.Fprintf(out, "FAILED repository %s: %v\n", r.Name, r.Err)
 			continue
 		}
-		fmt.Fprintf(o.stdout, "repository %s: %d index entries", r.Name, r.Entries)
+		fmt.Fprintf(out, "repository %s: %d index entries", r.Name, r.Entries)
 		if n := len(r.Repaired); n > 0 {
-			fmt.Fprintf(o.stdout, ", %d restored from the store", n)
+			fmt.Fprintf(out, ", %d lost entries restored from the store", n)
+		}
+		if n := len(r.Adopted); n > 0 {
+			fmt.Fprintf(out, ", %d stored packages indexed for the first time", n)
+		}
+		if n := len(r.Restored); n > 0 {
+			fmt.Fprintf(out, ", %d packages put back to their indexed bytes (%s)", n, strings.Join(r.Restored, ", "))
 		}
 		if n := len(r.Missing); n > 0 {
-			fmt.Fprintf(o.stdout, ", %d without a stored package (%s)", n, strings.Join(r.Missing, ", "))
+			fmt.Fprintf(out, ", %d without a stored package (%s)", n, strings.Join(r.Missing, ", "))
 		}
 		if n := len(r.Modified); n > 0 {
-			fmt.Fprintf(o.stdout, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
+			fmt.Fprintf(out, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
 		}
-		fmt.Fprintln(o.stdout)
+		if n := len(r.Edited); n > 0 {
+			fmt.Fprintf(out, ", %d index entries EDITED: digest changed, package unchanged (%s)", n, strings.Join(r.Edited, ", "))
+		}
+		fmt.Fprintln(out)
 	}
 	if plan {
-		fmt.Fprintf(o.stdout, "plan: %d to publish, %d already published, %d failing\n", count[syncer.Pending], count[syncer.Skipped], count[syncer.Failed])
+		fmt.Fprintf(out, "plan: %d to publish, %d already published, %d failing\n", count[syncer.Pending], count[syncer.Skipped], count[syncer.Failed])
 	} else {
-		fmt.Fprintf(o.stdout, "published %d, already published %d, failed %d\n", count[syncer.Published], count[syncer.Skipped], count[syncer.Failed])
+		fmt.Fprintf(out, "published %d, already published %d, failed %d\n", count[syncer.Published], count[syncer.Skipped], count[syncer.Failed])
 	}
 	for _, c := range res.Failures() {
-		fmt.Fprintf(o.stdout, "FAILED %s: %v\n", c.Repository, c.Err)
+		fmt.Fprintf(out, "FAILED %s: %v\n", c.Repository, c.Err)
 	}
 	if res.Err != nil {
-		fmt.Fprintf(o.stdout, "FAILED cycle: %v\n", res.Err)
+		fmt.Fprintf(out, "FAILED cycle: %v\n", res.Err)
 	}
 }
 

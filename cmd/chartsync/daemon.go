@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -24,7 +30,7 @@ func (o *options) daemon(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg, version, revision())
-	cfg, log, s, err := o.open(ctx, m)
+	ld, log, s, err := o.open(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -33,11 +39,7 @@ func (o *options) daemon(ctx context.Context) error {
 		s   *syncer.Syncer
 	}
 	var cur atomic.Pointer[state]
-	cur.Store(&state{cfg, s})
-	dcfg, err := daemonConfig(cfg)
-	if err != nil {
-		return &exitError{exitUsage, err}
-	}
+	cur.Store(&state{ld.cfg, s})
 
 	cycle := func(ctx context.Context) error {
 		st := cur.Load()
@@ -48,36 +50,38 @@ func (o *options) daemon(ctx context.Context) error {
 		defer unlock()
 		return st.s.Run(ctx).CycleErr() // the daemon logs it
 	}
-	d, err := daemon.New(dcfg, cycle, m, reg, log)
+	d, err := daemon.New(ld.daemon, cycle, m, reg, log)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
 
+	// A reload goes through the same load path as check-config and
+	// start-up; it applies nothing unless every step succeeds.
 	reload := func(ctx context.Context) error {
-		cfg, err := config.Load(o.configFile)
+		ld, err := load(o.configFile)
 		if err != nil {
 			return err
 		}
-		if old := cur.Load().cfg; cfg.StateDir != old.StateDir {
-			return fmt.Errorf("state_dir cannot change on reload (%s -> %s): restart instead", old.StateDir, cfg.StateDir)
+		old := cur.Load().cfg
+		if ld.cfg.StateDir != old.StateDir {
+			return fmt.Errorf("state_dir cannot change on reload (%s -> %s): restart instead", old.StateDir, ld.cfg.StateDir)
 		}
-		dcfg, err := daemonConfig(cfg)
+		s, err := syncer.New(ctx, ld.cfg, log, m)
 		if err != nil {
 			return err
 		}
-		s, err := syncer.New(ctx, cfg, log, m)
-		if err != nil {
+		if err := d.Reconfigure(ld.daemon); err != nil {
 			return err
 		}
-		if err := d.Reconfigure(dcfg); err != nil {
-			return err
-		}
-		cur.Store(&state{cfg, s})
+		cur.Store(&state{ld.cfg, s})
+		m.ForgetRepositories(repositoryNames(old), repositoryNames(ld.cfg))
 		return nil
 	}
 	stopReload := daemon.ReloadOnSignal(ctx, reload, m, log, syscall.SIGHUP)
 	defer stopReload()
 
+	cfg := ld.cfg
+	removeTimerTextfile(cfg, log)
 	log.Info("starting", "version", version, "schedule", cfg.Schedule, "listen", cfg.HTTP.Listen)
 	if err := d.Run(ctx); err != nil {
 		return &exitError{exitFailed, err}
@@ -86,19 +90,33 @@ func (o *options) daemon(ctx context.Context) error {
 	return nil
 }
 
-// daemonConfig takes the daemon's part of the configuration, reading the
-// sync token file.
-func daemonConfig(cfg *config.Config) (daemon.Config, error) {
-	token, err := config.ReadSecret(cfg.HTTP.SyncTokenFile)
-	if err != nil {
-		return daemon.Config{}, fmt.Errorf("http.sync_token_file: %w", err)
+func repositoryNames(cfg *config.Config) []string {
+	names := make([]string, len(cfg.Repositories))
+	for i, r := range cfg.Repositories {
+		names[i] = r.Name
 	}
-	return daemon.Config{
-		Schedule:      cfg.Schedule,
-		Splay:         cfg.Splay.Duration,
-		Listen:        cfg.HTTP.Listen,
-		SyncToken:     token,
-		ReadyMaxAge:   cfg.HTTP.ReadyMaxAge.Duration,
-		ShutdownGrace: cfg.ShutdownGrace.Duration,
-	}, nil
+	return names
+}
+
+// removeTimerTextfile removes the metrics textfile that timer mode (`run
+// --once`) wrote, named by [metrics] textfile or recorded in state_dir: a
+// daemon exports its metrics over HTTP, and a file left behind would be
+// served by node_exporter forever, raising stale-publisher alerts.
+func removeTimerTextfile(cfg *config.Config, log *slog.Logger) {
+	files := []string{cfg.Metrics.Textfile}
+	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, textfileRecord)); err == nil {
+		files = append(files, strings.TrimSpace(string(b)))
+	}
+	for _, f := range files {
+		if f == "" || !strings.HasSuffix(f, ".prom") {
+			continue
+		}
+		switch err := os.Remove(f); {
+		case err == nil:
+			log.Info("removed the timer mode's metrics textfile: the daemon serves /metrics", "file", f)
+		case !errors.Is(err, fs.ErrNotExist):
+			log.Warn("remove the timer mode's metrics textfile", "file", f, "err", err)
+		}
+	}
+	os.Remove(filepath.Join(cfg.StateDir, textfileRecord))
 }

@@ -24,15 +24,18 @@ const Default = "/etc/chartsync/chartsync.toml"
 
 // Config is the whole configuration file.
 type Config struct {
-	StateDir      string           `toml:"state_dir"`
-	Schedule      string           `toml:"schedule"`
-	Splay         Duration         `toml:"splay"`
-	ShutdownGrace Duration         `toml:"shutdown_grace"`
-	Git           Git              `toml:"git"`
-	HTTP          HTTP             `toml:"http"`
-	Metrics       Metrics          `toml:"metrics"`
-	Repositories  []Repository     `toml:"repository"`
-	Stores        map[string]Store `toml:"store"`
+	StateDir      string   `toml:"state_dir"`
+	Schedule      string   `toml:"schedule"`
+	Splay         Duration `toml:"splay"`
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// CycleTimeout bounds a whole sync cycle: when it runs out the cycle is
+	// cancelled and counted as a timeout.
+	CycleTimeout Duration         `toml:"cycle_timeout"`
+	Git          Git              `toml:"git"`
+	HTTP         HTTP             `toml:"http"`
+	Metrics      Metrics          `toml:"metrics"`
+	Repositories []Repository     `toml:"repository"`
+	Stores       map[string]Store `toml:"-"` // decoded by decodeStores
 }
 
 // Git says where the charts come from.
@@ -44,6 +47,8 @@ type Git struct {
 	Username       string `toml:"username"`
 	TokenFile      string `toml:"token_file"`
 	TokenEnv       string `toml:"token_env"`
+	// Timeout bounds one clone or fetch (with its checkout).
+	Timeout Duration `toml:"timeout"`
 }
 
 // HTTP configures the daemon's listener.
@@ -78,29 +83,28 @@ type Repository struct {
 	MaxPackageSize ByteSize `toml:"max_package_size"`
 }
 
-// storeKeys lists the keys of a [store.NAME] table that each type takes;
-// a key of another type is an error, not silently ignored.
-var storeKeys = map[string][]string{
-	"local": {"path"},
-	"s3": {"bucket", "region", "endpoint", "path_style", "profile",
-		"access_key_id_file", "secret_access_key_file"},
-	"swift": {"auth_url", "auth_version", "container", "user", "key_file", "project",
-		"project_id", "domain", "project_domain", "swift_region",
-		"application_credential_id", "application_credential_secret_file"},
-}
-
-func appliesTo(key, typ string) bool {
-	return key == "type" || slices.Contains(storeKeys[typ], key) || storeKeys[typ] == nil
-}
-
-// Store is one [store.NAME] table. Which keys apply depends on Type.
+// Store is one [store.NAME] table: the keys every store takes, and the
+// settings of its backend, decoded from the same table into the backend's
+// own type so that a key of another backend is an unknown key, reported at
+// its own line. Exactly one of Local, S3 and Swift is set, as Type says.
 type Store struct {
 	Type string `toml:"type"`
+	// Timeout bounds each request to the store (a get, a create, a
+	// replace, a listing).
+	Timeout Duration `toml:"timeout"`
 
-	// local
+	Local *LocalStore `toml:"-"`
+	S3    *S3Store    `toml:"-"`
+	Swift *SwiftStore `toml:"-"`
+}
+
+// LocalStore is a [store.NAME] table of type "local".
+type LocalStore struct {
 	Path string `toml:"path"`
+}
 
-	// s3
+// S3Store is a [store.NAME] table of type "s3".
+type S3Store struct {
 	Bucket              string `toml:"bucket"`
 	Region              string `toml:"region"`
 	Endpoint            string `toml:"endpoint"`
@@ -108,8 +112,10 @@ type Store struct {
 	Profile             string `toml:"profile"`
 	AccessKeyIDFile     string `toml:"access_key_id_file"`
 	SecretAccessKeyFile string `toml:"secret_access_key_file"`
+}
 
-	// swift
+// SwiftStore is a [store.NAME] table of type "swift".
+type SwiftStore struct {
 	AuthURL                         string `toml:"auth_url"`
 	AuthVersion                     int    `toml:"auth_version"`
 	Container                       string `toml:"container"`
@@ -122,6 +128,18 @@ type Store struct {
 	SwiftRegion                     string `toml:"swift_region"`
 	ApplicationCredentialID         string `toml:"application_credential_id"`
 	ApplicationCredentialSecretFile string `toml:"application_credential_secret_file"`
+}
+
+// SecretFiles lists the secret files the store's settings name.
+func (s Store) SecretFiles() []string {
+	var out []string
+	switch {
+	case s.S3 != nil:
+		out = []string{s.S3.AccessKeyIDFile, s.S3.SecretAccessKeyFile}
+	case s.Swift != nil:
+		out = []string{s.Swift.KeyFile, s.Swift.ApplicationCredentialSecretFile}
+	}
+	return slices.DeleteFunc(out, func(f string) bool { return f == "" })
 }
 
 // Duration is a time.Duration written as a Go duration string ("2m30s").
@@ -154,6 +172,13 @@ func Load(path string) (*Config, error) {
 // paths are taken as relative to the working directory.
 func Parse(b []byte) (*Config, error) { return parse(b, ".") }
 
+// Defaults of the timeouts.
+const (
+	DefaultCycleTimeout = 10 * time.Minute
+	DefaultGitTimeout   = 2 * time.Minute
+	DefaultStoreTimeout = time.Minute
+)
+
 // parse decodes TOML over the defaults, makes relative paths relative to
 // dir (the config file's directory), and validates the result.
 func parse(b []byte, dir string) (*Config, error) {
@@ -161,26 +186,28 @@ func parse(b []byte, dir string) (*Config, error) {
 		StateDir:      "/var/lib/chartsync",
 		Schedule:      "@every 2m",
 		ShutdownGrace: Duration{5 * time.Minute},
-		Git:           Git{Branch: "master"},
+		CycleTimeout:  Duration{DefaultCycleTimeout},
+		Git:           Git{Branch: "master", Timeout: Duration{DefaultGitTimeout}},
 		HTTP:          HTTP{ReadyMaxAge: Duration{15 * time.Minute}},
 	}
 	md, err := toml.Decode(string(b), c)
 	if err != nil {
 		return nil, err
 	}
-	if un := md.Undecoded(); len(un) > 0 {
-		keys := make([]string, len(un))
-		for i, k := range un {
-			keys[i] = k.String() + lineOf(b, k[len(k)-1])
+	var unknown []string
+	for _, k := range md.Undecoded() {
+		if k[0] != "store" {
+			unknown = append(unknown, k.String()+lineOf(b, k))
 		}
-		return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
 	}
-	for name, st := range c.Stores {
-		for _, key := range md.Keys() {
-			if len(key) == 3 && key[0] == "store" && key[1] == name && !appliesTo(key[2], st.Type) {
-				return nil, fmt.Errorf("store.%s: key %s does not apply to type %q%s", name, key[2], st.Type, lineOf(b, key[2]))
-			}
-		}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown key %s", strings.Join(unknown, ", "))
+	}
+	if !md.IsDefined("git", "timeout") && c.Git.Timeout.Duration > c.CycleTimeout.Duration {
+		c.Git.Timeout = c.CycleTimeout // the default never outlives the cycle
+	}
+	if c.Stores, err = decodeStores(b); err != nil {
+		return nil, err
 	}
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -205,11 +232,17 @@ func parse(b []byte, dir string) (*Config, error) {
 		abs(&r.PassphraseFile)
 		r.BaseURL = strings.TrimRight(r.BaseURL, "/")
 	}
-	for name, s := range c.Stores {
-		for _, p := range []*string{&s.Path, &s.AccessKeyIDFile, &s.SecretAccessKeyFile, &s.KeyFile, &s.ApplicationCredentialSecretFile} {
-			abs(p)
+	for _, s := range c.Stores {
+		switch {
+		case s.Local != nil:
+			abs(&s.Local.Path)
+		case s.S3 != nil:
+			abs(&s.S3.AccessKeyIDFile)
+			abs(&s.S3.SecretAccessKeyFile)
+		case s.Swift != nil:
+			abs(&s.Swift.KeyFile)
+			abs(&s.Swift.ApplicationCredentialSecretFile)
 		}
-		c.Stores[name] = s
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -217,10 +250,81 @@ func parse(b []byte, dir string) (*Config, error) {
 	return c, nil
 }
 
+// decodeStores decodes each [store.NAME] table into the settings of its
+// type. A key that its type does not take is an unknown key, reported with
+// the line of that table that sets it.
+func decodeStores(b []byte) (map[string]Store, error) {
+	var raw struct {
+		Stores map[string]toml.Primitive `toml:"store"`
+	}
+	md, err := toml.Decode(string(b), &raw)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Store{}
+	for name, p := range raw.Stores {
+		s := Store{Timeout: Duration{DefaultStoreTimeout}}
+		if err := md.PrimitiveDecode(p, &s); err != nil {
+			return nil, fmt.Errorf("store.%s: %w", name, err)
+		}
+		var settings any
+		switch s.Type {
+		case "local":
+			s.Local = &LocalStore{}
+			settings = s.Local
+		case "s3":
+			s.S3 = &S3Store{}
+			settings = s.S3
+		case "swift":
+			s.Swift = &SwiftStore{}
+			settings = s.Swift
+		}
+		if settings != nil {
+			if err := md.PrimitiveDecode(p, settings); err != nil {
+				return nil, fmt.Errorf("store.%s: %w", name, err)
+			}
+		}
+		out[name] = s
+	}
+	var errs []error
+	for _, k := range md.Undecoded() {
+		if len(k) < 3 || k[0] != "store" {
+			continue
+		}
+		typ := out[k[1]].Type
+		if typ != "local" && typ != "s3" && typ != "swift" {
+			continue // Validate reports the type itself
+		}
+		errs = append(errs, fmt.Errorf("store.%s: unknown key %s for type %q%s", k[1], strings.Join(k[2:], "."), typ, lineOf(b, k)))
+	}
+	return out, errors.Join(errs...)
+}
+
 var (
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	prefixRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	segmentRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
+
+// checkPrefix checks a prefix after parse has trimmed its leading and
+// trailing slashes (so "/stable/" is "stable"). Anything else that is not
+// already a clean path is refused, never rewritten: "./stable", "a//b",
+// "a/./b", and "." or ".." as a segment.
+func checkPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	for _, seg := range strings.Split(p, "/") {
+		switch {
+		case seg == "":
+			return fmt.Errorf("prefix %q: empty path segment (\"//\"); write %q", p, path.Clean(p))
+		case seg == "." || seg == "..":
+			return fmt.Errorf("prefix %q: %q segments are not allowed; write the plain path", p, seg)
+		case !segmentRE.MatchString(seg):
+			return fmt.Errorf("prefix %q: only letters, digits, '_', '.', '-' and '/' separators", p)
+		}
+	}
+	return nil
+}
 
 // Validate checks values and cross references. It does not touch the
 // network, the git URL or the stores.
@@ -237,14 +341,24 @@ func (c *Config) Validate() error {
 	if c.Splay.Duration < 0 || c.ShutdownGrace.Duration < 0 || c.HTTP.ReadyMaxAge.Duration < 0 {
 		add("splay, shutdown_grace and http.ready_max_age must not be negative")
 	}
+	if c.CycleTimeout.Duration <= 0 || c.Git.Timeout.Duration <= 0 {
+		add("cycle_timeout and git.timeout must be positive")
+	} else if c.Git.Timeout.Duration > c.CycleTimeout.Duration {
+		add("git.timeout %s: must not be longer than cycle_timeout %s", c.Git.Timeout, c.CycleTimeout)
+	}
 	if c.Git.URL == "" {
 		add("git.url: must be set")
+	} else if err := CheckGitURL(c.Git.URL); err != nil {
+		add("git.url: %v", err)
 	}
 	if c.Git.Branch == "" {
 		add("git.branch: must not be empty")
 	}
 	if c.Git.TokenFile != "" && c.Git.TokenEnv != "" {
 		add("git: set token_file or token_env, not both")
+	}
+	if c.Metrics.Textfile != "" && !strings.HasSuffix(c.Metrics.Textfile, ".prom") {
+		add("metrics.textfile %q: must end in .prom (node_exporter's textfile collector reads no other file)", c.Metrics.Textfile)
 	}
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
@@ -255,7 +369,6 @@ func (c *Config) Validate() error {
 		add("no [[repository]] configured")
 	}
 	seen := map[string]bool{}
-	locations := map[string]string{}
 	for i, r := range c.Repositories {
 		where := fmt.Sprintf("repository %d (%s)", i+1, r.Name)
 		if !nameRE.MatchString(r.Name) {
@@ -276,13 +389,14 @@ func (c *Config) Validate() error {
 		if _, ok := c.Stores[r.Store]; !ok {
 			add("%s: store %q is not a configured [store.NAME]", where, r.Store)
 		}
-		if r.Prefix != "" && !prefixRE.MatchString(r.Prefix) || strings.Contains(r.Prefix, "..") {
-			add("%s: prefix %q: only letters, digits, '_', '.', '-' and '/' separators", where, r.Prefix)
-		}
-		if loc := r.Store + "/" + r.Prefix; locations[loc] != "" {
-			add("%s: same store and prefix as repository %s", where, locations[loc])
+		if err := checkPrefix(r.Prefix); err != nil {
+			add("%s: %v", where, err)
 		} else {
-			locations[loc] = r.Name
+			for _, o := range c.Repositories[:i] {
+				if o.Store == r.Store && o.Prefix == r.Prefix {
+					add("%s: same store and prefix as repository %s (prefix %q)", where, o.Name, r.Prefix)
+				}
+			}
 		}
 		if r.BaseURL != "" && !strings.HasPrefix(r.BaseURL, "http://") && !strings.HasPrefix(r.BaseURL, "https://") {
 			add("%s: base_url %q: must be an http(s) URL", where, r.BaseURL)
@@ -306,24 +420,27 @@ func (c *Config) Validate() error {
 }
 
 func (s Store) validate() error {
-	switch s.Type {
-	case "local":
-		if !filepath.IsAbs(s.Path) {
-			return fmt.Errorf("path %q: must be an absolute path", s.Path)
+	if s.Timeout.Duration <= 0 {
+		return fmt.Errorf("timeout %s: must be positive", s.Timeout)
+	}
+	switch {
+	case s.Local != nil:
+		if !filepath.IsAbs(s.Local.Path) {
+			return fmt.Errorf("path %q: must be an absolute path", s.Local.Path)
 		}
-	case "s3":
-		if s.Bucket == "" {
+	case s.S3 != nil:
+		if s.S3.Bucket == "" {
 			return errors.New("bucket: must be set")
 		}
-		if (s.AccessKeyIDFile == "") != (s.SecretAccessKeyFile == "") {
+		if (s.S3.AccessKeyIDFile == "") != (s.S3.SecretAccessKeyFile == "") {
 			return errors.New("access_key_id_file and secret_access_key_file go together")
 		}
-	case "swift":
-		if s.Container == "" {
+	case s.Swift != nil:
+		if s.Swift.Container == "" {
 			return errors.New("container: must be set")
 		}
-		if s.AuthVersion < 0 || s.AuthVersion > 3 {
-			return fmt.Errorf("auth_version %d: must be 1, 2 or 3 (or unset: from the environment or auth_url)", s.AuthVersion)
+		if s.Swift.AuthVersion < 0 || s.Swift.AuthVersion > 3 {
+			return fmt.Errorf("auth_version %d: must be 1, 2 or 3 (or unset: from the environment or auth_url)", s.Swift.AuthVersion)
 		}
 	default:
 		return fmt.Errorf("type %q: must be local, s3 or swift", s.Type)
@@ -331,16 +448,68 @@ func (s Store) validate() error {
 	return nil
 }
 
-// lineOf returns " (line N)" for the first line that assigns key, or "".
-// The TOML decoder does not report where an undecoded key was.
-func lineOf(b []byte, key string) string {
-	re := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
+// lineOf returns " (line N)" for the line that assigns key inside its
+// table, or "". The TOML decoder does not report where an undecoded key
+// was, so the file is scanned: table headers set the current table (array
+// tables match whatever their index) and a line "name = ..." in the table
+// key's parent path matches. Dotted keys and inline tables are not followed.
+func lineOf(b []byte, key toml.Key) string {
+	var table []string
+	parent := key[:len(key)-1]
+	last := key[len(key)-1]
+	assign := regexp.MustCompile(`^\s*(?:"` + regexp.QuoteMeta(last) + `"|'` + regexp.QuoteMeta(last) + `'|` + regexp.QuoteMeta(last) + `)\s*=`)
 	for i, l := range strings.Split(string(b), "\n") {
-		if re.MatchString(l) {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "[") {
+			h := strings.Trim(strings.SplitN(t, "]", 2)[0], "[ ")
+			table = table[:0]
+			for _, part := range strings.Split(h, ".") {
+				table = append(table, strings.Trim(strings.TrimSpace(part), `"'`))
+			}
+			continue
+		}
+		if slices.Equal(table, parent) && assign.MatchString(l) {
 			return fmt.Sprintf(" (line %d)", i+1)
 		}
 	}
 	return ""
+}
+
+// sshUserRE is a plain user name: what ssh URLs may carry before "@".
+var sshUserRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// CheckGitURL refuses a git URL that carries credentials: they would be
+// logged and written to the checkout's .git/config. It never parses the URL
+// with net/url, which gives up on passwords containing '/', '#', '%' or a
+// space and so would let them through. Rules: an http(s), git or file URL
+// may hold no '@' at all (a literal '@' in a path is written %40); an ssh://
+// or scp-like (user@host:path) URL may name a plain user, never a password.
+// The error never repeats the URL.
+func CheckGitURL(u string) error {
+	const hint = "credentials in git.url are refused (they would appear in logs and in the checkout's .git/config): " +
+		"put the token in [git] token_file (or token_env) and the user name in [git] username"
+	if isLocalPath(u) {
+		return nil
+	}
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok { // scp-like: user@host:path
+		if user, _, found := strings.Cut(u, "@"); found && !sshUserRE.MatchString(user) {
+			return errors.New(hint)
+		}
+		return nil
+	}
+	switch strings.ToLower(scheme) {
+	case "ssh", "git+ssh", "ssh+git":
+		if user, _, found := strings.Cut(rest, "@"); found && !sshUserRE.MatchString(user) {
+			return errors.New(hint)
+		}
+		return nil
+	default:
+		if strings.Contains(rest, "@") {
+			return errors.New(hint + " (a literal '@' in the path is written %40)")
+		}
+		return nil
+	}
 }
 
 // isLocalPath reports whether a git URL is a plain path rather than a URL

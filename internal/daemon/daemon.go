@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chartsync/chartsync/internal/httpserver"
 	"github.com/chartsync/chartsync/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -56,7 +57,17 @@ type Config struct {
 	// ShutdownGrace is how long a running cycle may go on after Run's ctx is
 	// done before the cycle's own context is cancelled. 0 cancels at once.
 	ShutdownGrace time.Duration
+	// CycleTimeout bounds each cycle: when it runs out, the cycle's context
+	// is cancelled with a cause wrapping context.DeadlineExceeded and
+	// ErrCycleTimeout, and the cycle must return soon. 0 means no bound.
+	CycleTimeout time.Duration
+	// HTTP bounds the listener; the zero value means httpserver.DaemonLimits.
+	HTTP httpserver.Limits
 }
+
+// ErrCycleTimeout is the cause of a cycle context cancelled because the
+// cycle ran longer than Config.CycleTimeout.
+var ErrCycleTimeout = errors.New("cycle timed out")
 
 // ErrInvalidConfig is wrapped by the errors of Config.Validate, New and
 // Reconfigure for a configuration that cannot be used.
@@ -81,6 +92,8 @@ func (c Config) parse() (cron.Schedule, error) {
 		return nil, fmt.Errorf("%w: ready max age %s is not positive", ErrInvalidConfig, c.ReadyMaxAge)
 	case c.ShutdownGrace < 0:
 		return nil, fmt.Errorf("%w: shutdown grace %s is negative", ErrInvalidConfig, c.ShutdownGrace)
+	case c.CycleTimeout < 0:
+		return nil, fmt.Errorf("%w: cycle timeout %s is negative", ErrInvalidConfig, c.CycleTimeout)
 	}
 	return sched, nil
 }
@@ -220,7 +233,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	listen := d.cfg.Listen
 	d.mu.Unlock()
 
-	var srv *http.Server
+	var srv *httpserver.Server
 	srvErr := make(chan error, 1)
 	if listen != "" {
 		ln, err := net.Listen("tcp", listen)
@@ -233,13 +246,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Lock()
 		d.addr = ln.Addr().String()
 		d.mu.Unlock()
-		srv = &http.Server{
-			Handler:           d.handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		limits := d.cfg.HTTP
+		if limits == (httpserver.Limits{}) {
+			limits = httpserver.DaemonLimits
 		}
+		srv = httpserver.New(d.handler, limits, d.log)
 		go func() { srvErr <- srv.Serve(ln) }()
-		d.log.Info("serving http", "listen", d.addr)
+		d.log.Info("serving http", "listen", d.addr, "max_connections", srv.MaxConns())
 	}
 
 	d.start("startup")
@@ -342,14 +355,20 @@ func (d *Daemon) start(trigger string) startResult {
 	d.running = true
 	done := make(chan struct{})
 	d.done = done
-	base := d.base
+	base, timeout := d.base, d.cfg.CycleTimeout
 	d.mu.Unlock()
 
 	go func() {
 		defer close(done)
 		d.log.Debug("cycle starting", "trigger", trigger)
 		start := time.Now()
-		err := d.call(base)
+		ctx, cancel := base, context.CancelFunc(func() {})
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeoutCause(base, timeout,
+				fmt.Errorf("%w after %s (cycle_timeout): %w", ErrCycleTimeout, timeout, context.DeadlineExceeded))
+		}
+		err := d.call(ctx)
+		cancel()
 		end := time.Now()
 		d.mu.Lock()
 		d.running = false

@@ -657,3 +657,31 @@ func TestReloadOnSignal(t *testing.T) {
 		t.Errorf("last reload successful = %v after a success, want 1", got)
 	}
 }
+
+// Issue 13 point 1: a cycle that never returns by itself is cancelled at
+// CycleTimeout with a cause saying so, and the next scheduled cycle starts
+// on time instead of being skipped.
+func TestCycleTimeoutCancelsAHungCycle(t *testing.T) {
+	var calls atomic.Int32
+	causes := make(chan error, 10)
+	cycle := func(ctx context.Context) error {
+		calls.Add(1)
+		<-ctx.Done() // hangs until its deadline, like a git server that never answers
+		causes <- context.Cause(ctx)
+		return context.Cause(ctx)
+	}
+	began := time.Now()
+	r := start(t, Config{Schedule: "@every 2s", CycleTimeout: 500 * time.Millisecond}, cycle)
+	cause := <-causes
+	if !errors.Is(cause, ErrCycleTimeout) || !errors.Is(cause, context.DeadlineExceeded) {
+		t.Fatalf("cause %v: want ErrCycleTimeout and context.DeadlineExceeded", cause)
+	}
+	if d := time.Since(began); d > 1500*time.Millisecond {
+		t.Errorf("hung cycle cancelled after %s, timeout 500ms", d)
+	}
+	// The scheduled cycle 2s after start runs (and times out in turn).
+	waitFor(t, 10*time.Second, "the scheduled cycle", func() bool { return calls.Load() >= 2 })
+	if n := testutil.ToFloat64(r.m.CyclesSkipped); n != 0 {
+		t.Errorf("%v cycles skipped, want 0", n)
+	}
+}

@@ -11,6 +11,7 @@ package metrics
 
 import (
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,10 @@ const (
 	ResultChartFailures = "chart_failures"
 	// ResultError: the cycle itself failed (git, index read, store listing).
 	ResultError = "error"
+	// ResultTimeout: the cycle, a git operation or a store request ran out
+	// of time (cycle_timeout, git.timeout, [store.NAME] timeout): a failed
+	// cycle, counted apart so that a hung server shows as such.
+	ResultTimeout = "timeout"
 )
 
 // Values of the reason label of chartsync_charts_failed_total: the class of a
@@ -41,12 +46,15 @@ const (
 	ReasonConflict   = "conflict"   // two directories claim one name and version
 	ReasonStore      = "store"      // writing the package or index failed
 	ReasonModified   = "modified"   // the stored package differs from the index
+	// ReasonContentDiffers: the chart version is published with other
+	// content than this site builds (the version was not bumped).
+	ReasonContentDiffers = "content_differs"
 )
 
 // Reasons lists every failure reason, in a fixed order.
 var Reasons = []string{
 	ReasonChartfile, ReasonVersion, ReasonSymlink, ReasonDependency, ReasonLint,
-	ReasonPackage, ReasonConflict, ReasonStore, ReasonModified,
+	ReasonPackage, ReasonConflict, ReasonStore, ReasonModified, ReasonContentDiffers,
 }
 
 // Values of the result label of chartsync_config_reloads_total.
@@ -70,7 +78,8 @@ type Metrics struct {
 	BuildInfo *prometheus.GaugeVec
 
 	// CyclesTotal is chartsync_cycles_total{result}; result is one of
-	// ResultSuccess, ResultChartFailures, ResultError (all start at 0).
+	// ResultSuccess, ResultChartFailures, ResultError, ResultTimeout (all
+	// start at 0).
 	CyclesTotal *prometheus.CounterVec
 	// CycleDuration is chartsync_cycle_duration_seconds, one observation per cycle.
 	CycleDuration prometheus.Histogram
@@ -114,9 +123,23 @@ type Metrics struct {
 	// GitChartVersions is chartsync_git_chart_versions{repository}: distinct
 	// chart name and version pairs in git.
 	GitChartVersions *prometheus.GaugeVec
-	// IndexRepairs is chartsync_index_repairs_total{repository}: index entries
-	// re-added by reconciling the index with the store's listing.
+	// IndexRepairs is chartsync_index_repairs_total{repository}: index
+	// entries that an earlier index read listed and a later one lacked (a
+	// real loss), added back from the stored package.
 	IndexRepairs *prometheus.CounterVec
+	// IndexAdopted is chartsync_index_adopted_total{repository}: stored
+	// packages that no index read had listed, indexed for the first time
+	// from their stored bytes (another tool's package, or another
+	// publisher's still in flight).
+	IndexAdopted *prometheus.CounterVec
+	// PackagesRestored is chartsync_packages_restored_total{repository}:
+	// stored packages whose bytes differed from the index digest and were
+	// put back to the indexed bytes.
+	PackagesRestored *prometheus.CounterVec
+	// IndexEditedEntries is chartsync_index_edited_entries{repository}:
+	// index entries whose digest changed while the stored package kept the
+	// bytes first indexed, in the last cycle.
+	IndexEditedEntries *prometheus.GaugeVec
 	// IndexMissingPackages is chartsync_index_missing_packages{repository}:
 	// index entries whose package is not in the store.
 	IndexMissingPackages *prometheus.GaugeVec
@@ -168,7 +191,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 
 		CyclesTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "cycles_total",
-			Help: "Sync cycles run, by result: success, chart_failures (some charts failed alone) or error (the cycle failed).",
+			Help: "Sync cycles run, by result: success, chart_failures (some charts failed alone), error (the cycle failed) or timeout (the cycle, a git operation or a store request ran out of time).",
 		}, []string{"result"}),
 		CycleDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "cycle_duration_seconds",
@@ -236,7 +259,19 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 		}, repo),
 		IndexRepairs: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "index_repairs_total",
-			Help: "Index entries re-added by reconciling the index with the packages in the store.",
+			Help: "Index entries lost (listed by an earlier index read, missing from a later one) and added back from the stored package.",
+		}, repo),
+		IndexAdopted: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "index_adopted_total",
+			Help: "Stored packages no index had listed, indexed for the first time from their stored bytes (another tool's, or another publisher's in flight).",
+		}, repo),
+		PackagesRestored: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "packages_restored_total",
+			Help: "Stored packages whose bytes differed from the index digest, put back to the indexed bytes.",
+		}, repo),
+		IndexEditedEntries: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "index_edited_entries",
+			Help: "Index entries whose digest changed while the stored package kept the bytes first indexed, in the last cycle.",
 		}, repo),
 		IndexMissingPackages: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "index_missing_packages",
@@ -272,7 +307,7 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 	}
 
 	m.BuildInfo.WithLabelValues(version, revision, runtime.Version()).Set(1)
-	for _, r := range []string{ResultSuccess, ResultChartFailures, ResultError} {
+	for _, r := range []string{ResultSuccess, ResultChartFailures, ResultError, ResultTimeout} {
 		m.CyclesTotal.WithLabelValues(r)
 	}
 	m.ConfigReloads.WithLabelValues(ReloadSuccess)
@@ -290,12 +325,14 @@ func (m *Metrics) InitRepository(repository string) {
 	m.ChartsPublished.WithLabelValues(repository)
 	m.ChartsSkipped.WithLabelValues(repository)
 	m.IndexRepairs.WithLabelValues(repository)
+	m.IndexAdopted.WithLabelValues(repository)
+	m.PackagesRestored.WithLabelValues(repository)
 	for _, r := range Reasons {
 		m.ChartsFailed.WithLabelValues(repository, r)
 	}
 	for _, g := range []*prometheus.GaugeVec{
 		m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
-		m.IndexMissingPackages, m.ModifiedPackages,
+		m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
 	} {
 		g.WithLabelValues(repository)
 	}
@@ -307,15 +344,15 @@ func (m *Metrics) CycleStarted(t time.Time) {
 }
 
 // CycleEnded records a cycle that started at start and ended at end with
-// result (ResultSuccess, ResultChartFailures or ResultError): it counts the
-// cycle, observes its duration and, unless result is ResultError, sets
+// result (ResultSuccess, ResultChartFailures, ResultError or ResultTimeout): it
+// counts the cycle, observes its duration and, unless the cycle failed, sets
 // chartsync_last_success_timestamp_seconds to end: a cycle in which some
 // charts failed alone still did its job for every other chart, and those
 // failures have their own counter and alert.
 func (m *Metrics) CycleEnded(start, end time.Time, result string) {
 	m.CyclesTotal.WithLabelValues(result).Inc()
 	m.CycleDuration.Observe(end.Sub(start).Seconds())
-	if result != ResultError {
+	if result != ResultError && result != ResultTimeout {
 		m.LastSuccess.Set(unixSeconds(end))
 	}
 }
@@ -344,4 +381,29 @@ func (m *Metrics) RecordConfigReload(err error) {
 
 func unixSeconds(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
+}
+
+// ForgetRepositories deletes every per-repository series of each name in
+// old that is not in current: after a reload that removes or renames a
+// repository its series go, so that no alert (such as the one on
+// chartsync_store_modified_packages) keeps firing for a repository that
+// is no longer published. Series of names in current are kept.
+func (m *Metrics) ForgetRepositories(old, current []string) {
+	for _, name := range old {
+		if slices.Contains(current, name) {
+			continue
+		}
+		labels := prometheus.Labels{"repository": name}
+		for _, c := range []*prometheus.CounterVec{
+			m.ChartsPublished, m.ChartsSkipped, m.ChartsFailed, m.IndexRepairs, m.IndexAdopted, m.PackagesRestored,
+		} {
+			c.DeletePartialMatch(labels)
+		}
+		for _, g := range []*prometheus.GaugeVec{
+			m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
+			m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
+		} {
+			g.DeletePartialMatch(labels)
+		}
+	}
 }

@@ -37,11 +37,12 @@ func TestNewInitialExposition(t *testing.T) {
 # HELP chartsync_build_info A metric with a constant '1' value labelled by version, revision and goversion from which chartsync was built.
 # TYPE chartsync_build_info gauge
 chartsync_build_info{goversion=%q,revision="abc123",version="1.2.3"} 1
-# HELP chartsync_cycles_total Sync cycles run, by result: success, chart_failures (some charts failed alone) or error (the cycle failed).
+# HELP chartsync_cycles_total Sync cycles run, by result: success, chart_failures (some charts failed alone), error (the cycle failed) or timeout (the cycle, a git operation or a store request ran out of time).
 # TYPE chartsync_cycles_total counter
 chartsync_cycles_total{result="chart_failures"} 0
 chartsync_cycles_total{result="error"} 0
 chartsync_cycles_total{result="success"} 0
+chartsync_cycles_total{result="timeout"} 0
 # HELP chartsync_config_reloads_total Configuration reloads, by result: success or failure.
 # TYPE chartsync_config_reloads_total counter
 chartsync_config_reloads_total{result="failure"} 0
@@ -440,8 +441,8 @@ func TestWriteTextfile(t *testing.T) {
 		t.Fatalf("textfile does not parse: %v", err)
 	}
 	got := fams["chartsync_cycles_total"]
-	if got == nil || len(got.GetMetric()) != 3 {
-		t.Fatalf("chartsync_cycles_total in textfile = %v, want 3 series", got)
+	if got == nil || len(got.GetMetric()) != 4 {
+		t.Fatalf("chartsync_cycles_total in textfile = %v, want 4 series", got)
 	}
 	// The file holds exactly what the registry exposes.
 	if err := testutil.GatherAndCompare(reg, bytes.NewReader(data)); err != nil {

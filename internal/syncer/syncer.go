@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -25,6 +24,7 @@ import (
 	"github.com/chartsync/chartsync/internal/packager"
 	"github.com/chartsync/chartsync/internal/publisher"
 	"github.com/chartsync/chartsync/internal/publisher/store"
+	"github.com/chartsync/chartsync/internal/stores"
 )
 
 // Outcome is what happened to one chart version in a cycle.
@@ -32,8 +32,9 @@ type Outcome string
 
 const (
 	Published Outcome = "published" // stored and indexed by this cycle
+	Adopted   Outcome = "adopted"   // stored by another tool with the same content; indexed from the stored bytes
 	Pending   Outcome = "pending"   // plan only: would be published
-	Skipped   Outcome = "skipped"   // already in the index
+	Skipped   Outcome = "skipped"   // already in the index, with this content
 	Failed    Outcome = "failed"    // see Reason and Err
 )
 
@@ -52,14 +53,17 @@ type ChartResult struct {
 // RepoResult is one repository's state after the cycle.
 type RepoResult struct {
 	Name        string
-	Entries     int // chart versions in the index
-	GitCharts   int // distinct chart names found in git
-	GitVersions int // distinct (name, version) pairs found in git
-	Conflicts   int // directories in a (name, version) conflict
-	Repaired    []string
+	Entries     int      // chart versions in the index
+	GitCharts   int      // distinct chart names found in git
+	GitVersions int      // distinct (name, version) pairs found in git
+	Conflicts   int      // directories in a (name, version) or file name conflict
+	Repaired    []string // lost index entries added back (see publisher.Report)
+	Adopted     []string // stored packages indexed for the first time
+	Restored    []string // packages put back to their indexed bytes
 	Missing     []string
 	Modified    []string
-	Err         error // the repository could not be processed at all
+	Edited      []string // index entries whose digest was edited
+	Err         error    // the repository could not be processed at all
 }
 
 // Result is the outcome of one cycle.
@@ -100,7 +104,7 @@ func (r *Result) OK() bool {
 		return false
 	}
 	for _, rr := range r.Repos {
-		if len(rr.Modified) > 0 {
+		if len(rr.Modified) > 0 || len(rr.Edited) > 0 {
 			return false
 		}
 	}
@@ -115,24 +119,66 @@ type Syncer struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	digests map[string]*publisher.DigestCache
-	signers map[string]*packager.Signer // by repository; absent: unsigned
-	linter  *packager.Linter            // lints in a bounded child process; verdicts cached in the state dir
+	memory  map[string]*publisher.Memory // by repository
+	builds  map[string]*buildCache       // by repository
+	signers map[string]*packager.Signer  // by repository; absent: unsigned
+	linter  *packager.Linter             // lints in a bounded child process; verdicts cached in the state dir
 }
 
-// New opens the configured stores (without touching them) and returns a
-// Syncer. m may be nil.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+// Check makes every check New makes, creating nothing and contacting
+// nobody: git credentials (token file or variable set and not empty),
+// signing keys (keyring readable, key found, passphrase right), and each
+// store's settings and secret files. The load-and-validate path of
+// check-config, start-up and reload calls it, so what it passes New
+// accepts.
+func Check(cfg *config.Config) error {
+	_, _, err := prepare(cfg)
+	return err
+}
+
+// prepare resolves the git credentials and signers and checks the stores.
+func prepare(cfg *config.Config) (gitsrc.Auth, map[string]*packager.Signer, error) {
 	auth, err := gitAuth(cfg.Git)
+	if err != nil {
+		return auth, nil, err
+	}
+	signers := map[string]*packager.Signer{}
+	for _, r := range cfg.Repositories {
+		if r.SignKey != "" {
+			passphrase, err := config.ReadSecret(r.PassphraseFile)
+			if err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+			if signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
+				return auth, nil, fmt.Errorf("repository %s: %w", r.Name, err)
+			}
+		}
+	}
+	for name, sc := range cfg.Stores {
+		if err := stores.Check(sc, lookupEnv); err != nil {
+			return auth, nil, fmt.Errorf("store %s: %w", name, err)
+		}
+	}
+	return auth, signers, nil
+}
+
+// New makes the checks of Check first, then opens the configured stores
+// (creating a local store's directory, contacting no remote one) and
+// returns a Syncer. When a check fails nothing has been created. m may be
+// nil.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*Syncer, error) {
+	auth, signers, err := prepare(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
-		digests: map[string]*publisher.DigestCache{}, signers: map[string]*packager.Signer{}}
+		digests: map[string]*publisher.DigestCache{}, memory: map[string]*publisher.Memory{},
+		builds: map[string]*buildCache{}, signers: signers}
 	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
 		return nil, err
 	}
 	for name, sc := range cfg.Stores {
-		st, err := openStore(ctx, sc)
+		st, err := stores.Open(ctx, sc, lookupEnv)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", name, err)
 		}
@@ -142,16 +188,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 		s.stores[name] = st
 	}
 	for _, r := range cfg.Repositories {
-		if r.SignKey != "" {
-			passphrase, err := config.ReadSecret(r.PassphraseFile)
-			if err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-			if s.signers[r.Name], err = packager.NewSigner(r.KeyringFile, r.SignKey, []byte(passphrase)); err != nil {
-				return nil, fmt.Errorf("repository %s: %w", r.Name, err)
-			}
-		}
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
+		s.memory[r.Name] = publisher.LoadMemory(filepath.Join(cfg.StateDir, "memory", r.Name+".json"))
+		s.builds[r.Name] = loadBuildCache(filepath.Join(cfg.StateDir, "builds", r.Name+".json"))
 		if m != nil {
 			m.InitRepository(r.Name)
 		}
@@ -181,6 +220,11 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 			s.repository(ctx, tree.FS, r, publish, res)
 		}
 	}
+	if ctx.Err() != nil && res.Err == nil {
+		// Cancelled or out of time: whatever the charts say, the cycle
+		// did not finish its job.
+		res.Err = fmt.Errorf("cycle: %w", context.Cause(ctx))
+	}
 	if publish {
 		s.record(start, res)
 	}
@@ -189,6 +233,8 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 
 func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Git.Timeout.Duration)
+	defer cancel()
 	tree, err := gitsrc.Sync(ctx, gitsrc.Options{
 		URL:    s.cfg.Git.URL,
 		Branch: s.cfg.Git.Branch,
@@ -204,6 +250,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && context.Cause(ctx) == ctx.Err() {
+			return nil, fmt.Errorf("git: timed out after %s (git.timeout): %w", s.cfg.Git.Timeout, err)
+		}
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
@@ -226,28 +275,37 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	}
 	st := s.stores[r.Store]
 	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
-	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name],
+	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL,
+		Digests: s.digests[r.Name], Memory: s.memory[r.Name],
 		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
-	idx, _, err := pub.Index(ctx)
+	idx, ver, err := pub.Index(ctx)
 	if err != nil {
 		rr.Err = storeErr(err)
 		return
 	}
 	rr.Entries = publisher.Entries(idx)
 
-	// Decide: group directories by (name, version).
+	// Decide: group directories by (name, version), and (name, version)
+	// pairs by package file name.
 	type nv struct{ name, version string }
 	dirs := map[nv][]packager.Chart{}
+	files := map[string]map[nv]string{} // file name -> claimants -> a directory
 	names := map[string]bool{}
 	for _, c := range charts {
 		k := nv{c.Metadata.Name, c.Metadata.Version}
 		dirs[k] = append(dirs[k], c)
 		names[k.name] = true
+		f := publisher.Filename(k.name, k.version)
+		if files[f] == nil {
+			files[f] = map[nv]string{}
+		}
+		files[f][k] = c.Dir
 	}
 	rr.GitCharts, rr.GitVersions = len(names), len(dirs)
-	var todo []packager.Chart // in Discover's order: by directory
+	var todo, check []packager.Chart // in Discover's order: by directory
 	for _, c := range charts {
 		k := nv{c.Metadata.Name, c.Metadata.Version}
+		file := publisher.Filename(k.name, k.version)
 		switch cs := dirs[k]; {
 		case len(cs) > 1:
 			rr.Conflicts++
@@ -258,14 +316,26 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
 				Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
 					k.name, k.version, c.Dir, len(cs), strings.Join(where, ", "))})
+		case len(files[file]) > 1:
+			rr.Conflicts++
+			var others []string
+			for o, dir := range files[file] {
+				if o != k {
+					others = append(others, fmt.Sprintf("%q %s (%s)", o.name, o.version, dir))
+				}
+			}
+			slices.Sort(others)
+			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
+				Err: fmt.Errorf("chart %q %s (%s): conflict: its package file name %s is also that of %s",
+					k.name, k.version, c.Dir, file, strings.Join(others, ", "))})
 		case publisher.Lookup(idx, k.name, k.version) != nil:
-			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Skipped})
+			check = append(check, c)
 		default:
 			todo = append(todo, c)
 		}
 	}
 
-	built := s.build(ctx, fsys, todo, r)
+	built := s.build(ctx, fsys, todo, r, false)
 	var pkgs []publisher.Package
 	var pending []ChartResult
 	for i, c := range todo {
@@ -281,47 +351,128 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		}
 		cr.Warnings = built[i].pkg.Warnings
 		pkg := built[i].pkg
-		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Provenance: pkg.Provenance})
+		// Once published, this version is checked against the index every
+		// cycle: its digest at this commit is known now.
+		s.builds[r.Name].put(res.Commit, c.Dir, builtEntry{Name: pkg.Metadata.Name, Version: pkg.Metadata.Version, Digest: pkg.Digest})
+		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Digest: pkg.Digest, Provenance: pkg.Provenance})
 		pending = append(pending, cr)
 	}
+	var indexed []ChartResult
+	for _, c := range check {
+		indexed = append(indexed, ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Skipped})
+	}
+	pkgs = append(pkgs, s.published(ctx, fsys, check, r, res.Commit)...)
 	if !publish {
-		for _, cr := range pending {
+		for _, cr := range append(pending, indexed...) {
 			add(cr)
 		}
 		return
 	}
 
-	rep, err := pub.Publish(ctx, pkgs)
+	rep, err := pub.PublishOn(ctx, idx, ver, pkgs)
 	if err != nil {
 		rr.Err = storeErr(err)
 	}
 	rr.Entries = rep.Entries
-	rr.Repaired, rr.Missing, rr.Modified = rep.Repaired, rep.Missing, rep.Modified
+	rr.Repaired, rr.Adopted, rr.Restored = rep.Repaired, rep.Adopted, rep.Restored
+	rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
+	for _, cr := range indexed {
+		file := publisher.Filename(cr.Name, cr.Version)
+		if cerr := rep.Failed[file]; cerr != nil {
+			cr.Outcome, cr.Reason = Failed, failReason(cerr)
+			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
+		}
+		add(cr)
+	}
 	for _, cr := range pending {
 		file := publisher.Filename(cr.Name, cr.Version)
 		cerr := rep.Failed[file]
 		switch {
 		case cerr == nil && slices.Contains(rep.Published, file):
 			cr.Outcome = Published
+		case cerr == nil && slices.Contains(rep.Adopted, file):
+			cr.Outcome = Adopted
 		case cerr == nil && err != nil:
 			cerr = fmt.Errorf("not published: store %s failed (see the repository's error)", r.Store)
 		case cerr == nil:
-			cerr = errors.New("not in the index after publishing")
+			cerr = errors.New("stored, but not in the store's listing yet: a later cycle indexes it")
 		}
 		if cerr != nil {
-			cr.Outcome, cr.Reason = Failed, metrics.ReasonStore
+			cr.Outcome, cr.Reason = Failed, failReason(cerr)
 			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
 		}
 		add(cr)
 	}
+	if err := s.builds[r.Name].save(); err != nil {
+		s.log.Warn("save build cache", "repository", r.Name, "err", err)
+	}
+}
+
+// failReason classifies a publisher's per-chart error.
+func failReason(err error) string {
+	switch {
+	case errors.Is(err, publisher.ErrContentDiffers):
+		return metrics.ReasonContentDiffers
+	case errors.Is(err, publisher.ErrNameClaimed):
+		return metrics.ReasonConflict
+	}
+	return metrics.ReasonStore
+}
+
+// published returns this site's builds of chart versions that are already
+// indexed, for the publisher to compare with the index: the digest from the
+// build cache when the commit has not changed (with a way to build the
+// bytes should the publisher need them), else built now, in parallel. A
+// chart that no longer builds is logged and left out: it is published
+// already, and there is nothing to compare.
+func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, commit string) []publisher.Package {
+	cache := s.builds[r.Name]
+	var out []publisher.Package
+	var fresh []packager.Chart
+	for _, c := range charts {
+		md := c.Metadata
+		sum, ok := cache.lookup(commit, c.Dir, md.Name, md.Version)
+		if !ok {
+			fresh = append(fresh, c)
+			continue
+		}
+		load := func(ctx context.Context) ([]byte, error) {
+			b := s.build(ctx, fsys, []packager.Chart{c}, r, true)[0]
+			if b.err != nil {
+				return nil, b.err
+			}
+			return b.pkg.Data, nil
+		}
+		out = append(out, publisher.Package{Metadata: md, Digest: sum, Load: load})
+	}
+	for i, b := range s.build(ctx, fsys, fresh, r, true) {
+		c := fresh[i]
+		if b.err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("published chart version no longer builds: cannot compare it with the published package",
+					"repository", r.Name, "chart", c.Metadata.Name, "version", c.Metadata.Version, "dir", c.Dir, "err", b.err)
+			}
+			continue
+		}
+		cache.put(commit, c.Dir, builtEntry{Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: b.pkg.Digest})
+		out = append(out, publisher.Package{Metadata: b.pkg.Metadata, Data: b.pkg.Data, Digest: b.pkg.Digest})
+	}
+	return out
 }
 
 // build packages charts in parallel, one worker per core. out[i] is the
 // result for charts[i].
-func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository) []built {
+//
+// With compare set the builds are of published versions, only to compare
+// digests: lint findings are warnings and nothing is signed (signing does
+// not change the package bytes).
+func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, compare bool) []built {
 	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
-	if r.Lint == "warn" {
+	if r.Lint == "warn" || compare {
 		opts.Lint = packager.LintWarn
+	}
+	if compare {
+		opts.Signer = nil
 	}
 	out := make([]built, len(charts))
 	var g errgroup.Group
@@ -339,22 +490,4 @@ func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart,
 type built struct {
 	pkg *packager.Package
 	err error
-}
-
-// Handler serves every repository read-only, each under /<name>/, from its
-// store: what `chartsync serve` serves. GET / lists the repositories.
-func (s *Syncer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	var names []string
-	for _, r := range s.cfg.Repositories {
-		pub := publisher.New(s.stores[r.Store], publisher.Config{Prefix: r.Prefix}, s.log)
-		mux.Handle("/"+r.Name+"/", http.StripPrefix("/"+r.Name, pub.Handler()))
-		names = append(names, r.Name)
-	}
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		for _, n := range names {
-			fmt.Fprintf(w, "%s/\n", n)
-		}
-	})
-	return mux
 }

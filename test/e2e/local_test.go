@@ -140,9 +140,10 @@ func TestNoChangeWritesNothingAndBumpPublishesOne(t *testing.T) {
 		"charts/worker/values.yaml": "replicas: 5\n",
 	}))
 	r.commit("bump hello, change worker without a bump")
-	out = s.mustRun("run", "--once")
-	if !strings.Contains(out, "published 1, already published 2, failed 0") {
-		t.Errorf("bump run summary:\n%s", out)
+	code, out := s.run("run", "--once")
+	if code != 1 || !strings.Contains(out, "published 1, already published 1, failed 1") ||
+		!strings.Contains(out, "content differs from the published package: bump the version") {
+		t.Errorf("bump run: exit %d, want 1 with worker's content differing:\n%s", code, out)
 	}
 	after := readIndex(t, store)
 	if !after.Has("hello", "0.2.0") {

@@ -207,8 +207,19 @@ func testRemove(t *testing.T, r *root) {
 }
 
 func testPurge(t *testing.T, r *root) {
+	// Timer mode's metrics files: the default path, and another one that
+	// `run --once` recorded in the state directory. Purge removes both, so
+	// that node_exporter stops serving a dead publisher's metrics.
+	r.mustSh(t, "textfiles", "mkdir -p /var/lib/prometheus/node-exporter && "+
+		"echo 'chartsync_build_info 1' > /var/lib/prometheus/node-exporter/chartsync.prom && "+
+		"echo 'chartsync_build_info 1' > /var/lib/prometheus/node-exporter/site-chartsync.prom && "+
+		"echo /var/lib/prometheus/node-exporter/site-chartsync.prom > /var/lib/chartsync/metrics-textfile && "+
+		"echo 'node_x 1' > /var/lib/prometheus/node-exporter/other.prom")
 	r.mustSh(t, "dpkg --purge", "dpkg --purge chartsync")
 	r.expectFiles(t, []wantFile{
+		{"/var/lib/prometheus/node-exporter/chartsync.prom", "absent", "", ""},
+		{"/var/lib/prometheus/node-exporter/site-chartsync.prom", "absent", "", ""},
+		{"/var/lib/prometheus/node-exporter/other.prom", "regular file", "root:root", "644"},
 		{"/var/lib/chartsync", "absent", "", ""},
 		{"/etc/chartsync", "absent", "", ""},
 		{"/etc/default/chartsync", "absent", "", ""},
