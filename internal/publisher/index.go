@@ -59,10 +59,14 @@ func (c Config) maxPackageSize() int64 {
 // effect on what is written. The format is kept: an index read as JSON is
 // written as JSON, one read as YAML (or a new one) as YAML.
 //
+// Marshal writes the entries the IndexFile holds: one removed from it (as
+// tests do, to play a lost update) is not written.
+//
 // A YAML index laid out as helm writes it (block style, one document) is
 // written by putting the new entries and the generated time into its text:
-// every other byte stays. Any other YAML is parsed again at write time and
-// re-encoded node by node, its aliases expanded.
+// every other byte stays. Any other YAML, or one some entries were removed
+// from, is parsed again at write time and re-encoded node by node, its
+// aliases expanded.
 type Index struct {
 	*repo.IndexFile
 
@@ -398,7 +402,7 @@ func (idx *Index) Marshal() ([]byte, error) {
 	switch {
 	case idx.json:
 		b, err = idx.marshalJSON()
-	case idx.layout != nil:
+	case idx.layout != nil && idx.keepsAllRead():
 		b, err = idx.spliceYAML()
 	default:
 		b, err = idx.encodeYAML()
@@ -407,6 +411,23 @@ func (idx *Index) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("marshal index: %w", err)
 	}
 	return b, nil
+}
+
+// keepsAllRead reports whether every entry read is still in the index
+// once: splicing writes them all, whatever the IndexFile says.
+func (idx *Index) keepsAllRead() bool {
+	seen := make(map[int]bool, len(idx.ord))
+	for _, cvs := range idx.Entries {
+		for _, cv := range cvs {
+			if k, ok := idx.ord[cv]; ok {
+				if seen[k] {
+					return false
+				}
+				seen[k] = true
+			}
+		}
+	}
+	return len(seen) == len(idx.ord)
 }
 
 // added returns the entries of chart name that were not read.

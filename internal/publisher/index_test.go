@@ -298,6 +298,30 @@ func TestIndexWriteChangesOnlyWhatIsNew(t *testing.T) {
 	}
 }
 
+// TestIndexRemovedEntryNotWritten: an entry removed from the IndexFile is
+// not written (the rest still is), in both formats.
+func TestIndexRemovedEntryNotWritten(t *testing.T) {
+	for name, in := range map[string]string{"yaml": foreignYAML, "json": foreignJSON} {
+		idx, err := ParseIndex([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := Entries(idx)
+		delete(idx.Entries, "a")
+		out, err := idx.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseIndex(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Lookup(again, "a", "1.0.0") != nil || Entries(again) != n-1 {
+			t.Errorf("%s: after removing a, read back %d entries (want %d):\n%s", name, Entries(again), n-1, out)
+		}
+	}
+}
+
 // TestIndexRefusesWhatItCannotKeep: an index that cannot be read whole is
 // an error, never a partial read.
 func TestIndexRefusesWhatItCannotKeep(t *testing.T) {
