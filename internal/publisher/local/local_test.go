@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -197,5 +198,38 @@ func TestOtherFileSystem(t *testing.T) {
 	}
 	if got, _, err := s.Get(ctx, "stable/index.yaml"); err != nil || string(got) != "two" {
 		t.Errorf("Get = %q, %v", got, err)
+	}
+}
+
+// TestOpenKeepsItsVersion: an object opened before a Replace reads (and
+// seeks within) the bytes it was opened at, as serve's range requests need.
+func TestOpenKeepsItsVersion(t *testing.T) {
+	ctx := t.Context()
+	s, err := New(ctx, Config{Path: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := s.Replace(ctx, "index.yaml", []byte("first version"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, obj, err := s.Open(ctx, "index.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := s.Replace(ctx, "index.yaml", []byte("second, longer version"), v1); err != nil {
+		t.Fatal(err)
+	}
+	rs, ok := r.(io.ReadSeeker)
+	if !ok {
+		t.Fatal("the local store's reader cannot seek")
+	}
+	if _, err := rs.Seek(6, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rs)
+	if err != nil || string(b) != "version" || obj.Version != v1 || obj.Size != 13 {
+		t.Errorf("read %q (%v), object %+v; want %q of version %q", b, err, obj, "version", v1)
 	}
 }
