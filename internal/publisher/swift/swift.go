@@ -10,9 +10,16 @@
 //     stored version.
 //
 // What the store guarantees:
-//   - Create never replaces an object that existed when its PUT reached the
-//     proxy (412 gives store.ErrExist). Racing Creates of one key may all
-//     succeed; the stored bytes are those of one of them.
+//   - Create never replaces an object that existed when it last checked
+//     (store.ErrExist), and claims the final name with a server-side copy
+//     of a staged upload, so that its window (check to write) is two short
+//     requests whatever the body size or link speed (see Create). Racing
+//     Creates of one key within that window may all succeed; the stored
+//     bytes are those of one of them.
+//   - List never shows Create's staging objects and deletes those older
+//     than StagingMaxAge: the only deletes the store does.
+//   - RestoreVersion (store.Versioned) copies back a kept version of an
+//     object when the container keeps overwritten objects.
 //   - Replace reads the stored version (HEAD) and refuses with
 //     store.ErrConflict or store.ErrNotExist when it does not match, before
 //     writing. Between that check and the PUT there is a window (one request
