@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // upgradeSuffix turns the packaged upstream version into a higher one for
@@ -498,7 +500,7 @@ func (r *root) expectFiles(t *testing.T, want []wantFile) {
 func requireRootAndTools(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("the packaging test needs root: it mounts overlays and chroots to install the package")
+		testenv.Missing(t, "the packaging test needs root: it mounts overlays and chroots to install the package")
 	}
 	tools := map[string]string{
 		"dpkg-buildpackage": "dpkg-dev", "dpkg-parsechangelog": "dpkg-dev", "dpkg-deb": "dpkg",
@@ -515,7 +517,7 @@ func requireRootAndTools(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		t.Fatalf("missing tools: %s; run scripts/install-tools.sh", strings.Join(missing, ", "))
+		testenv.Missing(t, "missing tools: %s", strings.Join(missing, ", "))
 	}
 }
 
