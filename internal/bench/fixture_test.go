@@ -125,7 +125,7 @@ func writeFile(tb testing.TB, name, data string) {
 // and linting cleanly.
 func TestUpstream(t *testing.T) {
 	u := newUpstream(t)
-	charts, errs := packager.Discover(u.dir, []string{"charts/*"})
+	charts, errs := packager.Discover(t.Context(), os.DirFS(u.dir), []string{"charts/*"})
 	if len(errs) > 0 {
 		t.Fatalf("Discover errors: %v", errs)
 	}
@@ -143,7 +143,7 @@ func TestUpstream(t *testing.T) {
 		t.Errorf("%d distinct chart names, want %d", len(names), numCharts)
 	}
 	for _, c := range []packager.Chart{charts[0], charts[1]} { // with and without a subchart
-		pkg, err := packager.Build(t.Context(), u.dir, c, packager.Options{})
+		pkg, err := packager.Build(t.Context(), os.DirFS(u.dir), c, packager.Options{})
 		if err != nil {
 			t.Fatalf("Build %s: %v", c.Dir, err)
 		}

@@ -77,6 +77,10 @@ type Repository struct {
 	SignKey        string `toml:"sign_key"`
 	KeyringFile    string `toml:"keyring_file"`
 	PassphraseFile string `toml:"passphrase_file"`
+	// Size limits: index.yaml and each package above them are refused
+	// (0: the publisher's defaults, 64 MiB and 20 MiB).
+	MaxIndexSize   ByteSize `toml:"max_index_size"`
+	MaxPackageSize ByteSize `toml:"max_package_size"`
 }
 
 // Store is one [store.NAME] table: the keys every store takes, and the
@@ -402,6 +406,9 @@ func (c *Config) Validate() error {
 		}
 		if r.Lint != "strict" && r.Lint != "warn" {
 			add("%s: lint %q: must be \"strict\" or \"warn\"", where, r.Lint)
+		}
+		if r.MaxIndexSize < 0 || r.MaxPackageSize < 0 {
+			add("%s: max_index_size and max_package_size must not be negative", where)
 		}
 	}
 	for name, s := range c.Stores {

@@ -231,15 +231,25 @@ func TestSyncOverHTTP(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: url, Branch: "master", Dir: dir, Auth: Auth{Token: "s3cret-token"}}
 	tree := syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, u.head("master"))
-	gd := gitDir(t, dir)
+	assertTree(t, tree, dir, u.dir, u.head("master"))
+	gd := repoID(t, dir)
 
 	u.write("new.txt", "x", 0o644)
 	want := u.commit("new")
 	tree = syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, want)
+	assertTree(t, tree, dir, u.dir, want)
 	assertNotRecloned(t, gd, dir)
 	assertNoSecretOnDisk(t, dir, "s3cret-token")
+	assertPrivate(t, dir)
+
+	// A token given as the URL's user name is not stored either, and the
+	// repository stays the same repository (no re-clone).
+	withUser := opts
+	withUser.URL = strings.Replace(url, "http://", "http://tok3n-as-user@", 1)
+	tree = syncOK(t, withUser)
+	assertTree(t, tree, dir, u.dir, want)
+	assertNotRecloned(t, gd, dir)
+	assertNoSecretOnDisk(t, dir, "tok3n-as-user")
 
 	bad := opts
 	bad.Auth.Token = "wrong"
@@ -250,7 +260,7 @@ func TestSyncOverHTTP(t *testing.T) {
 	if strings.Contains(err.Error(), "wrong") {
 		t.Errorf("error leaks the token: %v", err)
 	}
-	assertCheckout(t, nil, dir, u.dir, want)
+	assertTree(t, nil, dir, u.dir, want)
 }
 
 // TestSyncOverSSH serves an upstream over a real SSH server on 127.0.0.1 that
@@ -307,13 +317,13 @@ func TestSyncOverSSH(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: url, Branch: "master", Dir: dir, Auth: Auth{SSHKeyFile: keyFile, KnownHostsFile: knownHosts}}
 	tree := syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, u.head("master"))
-	gd := gitDir(t, dir)
+	assertTree(t, tree, dir, u.dir, u.head("master"))
+	gd := repoID(t, dir)
 
 	u.write("new.txt", "x", 0o644)
 	want := u.commit("new")
 	tree = syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, want)
+	assertTree(t, tree, dir, u.dir, want)
 	assertNotRecloned(t, gd, dir)
 
 	t.Run("unknown host key", func(t *testing.T) {
@@ -322,7 +332,7 @@ func TestSyncOverSSH(t *testing.T) {
 		if _, err := Sync(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "knownhosts: key mismatch") {
 			t.Fatalf("Sync against an unknown host key: error = %v, want a host key mismatch", err)
 		}
-		assertCheckout(t, nil, dir, u.dir, want)
+		assertTree(t, nil, dir, u.dir, want)
 	})
 	t.Run("client key refused", func(t *testing.T) {
 		bad := opts
@@ -330,7 +340,7 @@ func TestSyncOverSSH(t *testing.T) {
 		if _, err := Sync(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
 			t.Fatalf("Sync with a refused key: error = %v, want an authentication error", err)
 		}
-		assertCheckout(t, nil, dir, u.dir, want)
+		assertTree(t, nil, dir, u.dir, want)
 	})
 }
 

@@ -1,102 +1,139 @@
-// Package gitsrc keeps a local checkout of one branch of a remote git
-// repository exactly equal to the branch head. It knows git (go-git) and
-// nothing of Helm or storage.
+// Package gitsrc keeps a copy of one branch of a remote git repository in a
+// bare repository in the state dir and serves any commit's tree from git
+// objects, as an io/fs file system. There is no work tree: nothing is
+// checked out, so nothing can be dirty, and any commit of the history can be
+// read without rewriting files. It knows git (go-git) and nothing of Helm or
+// storage.
 //
-// The checkout directory is owned by gitsrc: anything in it that is not in
-// the branch head (local edits, untracked or ignored files, a checkout of
-// another URL or branch, a broken .git) is thrown away without asking.
+// The repository directory is owned by gitsrc: it is private to its owner
+// (directories 0700, files 0600 or 0400), holds no credential, and anything
+// in it that is not a healthy copy of the configured URL and branch is
+// replaced by a fresh clone.
 package gitsrc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
-// remoteName is the name of the one remote of every checkout.
+// remoteName is the name of the one remote of every repository.
 const remoteName = "origin"
 
-// Options says which branch of which repository to check out where.
+// largeObject is the size above which an object is streamed from disk
+// instead of being read into memory (and cached) whole.
+const largeObject = 1 << 20
+
+// objectCacheSize bounds go-git's cache of decoded objects per repository.
+const objectCacheSize = 16 * cache.MiByte
+
+// Options says which branch of which repository to keep where.
 type Options struct {
 	// URL of the repository: a local path, file://, https://, http://,
 	// ssh:// or scp-like user@host:path. Credentials belong in Auth: a URL
-	// with a password in it is refused, because the URL is stored in
-	// .git/config and may appear in error messages.
+	// with a password in it is refused, and the user name of an http(s) URL
+	// is never stored (it may be a token). Local paths and file:// URLs are
+	// read in-process, without the git binary.
 	URL string
 	// Branch is the branch name, e.g. "master" (not "refs/heads/master").
 	Branch string
-	// Dir is the checkout directory; it is created if missing. gitsrc owns it
-	// and its sibling "."+base(Dir)+".clone" (scratch space for a clone).
+	// Dir is the repository directory; it is created if missing. gitsrc owns
+	// it and its sibling "."+base(Dir)+".clone" (scratch space for a clone).
 	Dir string
 	// Auth holds credentials for ssh and http(s) URLs.
 	Auth Auth
 }
 
-// Tree is the checked-out commit.
+// Tree is one commit of the repository.
 type Tree struct {
-	// Commit is the full hex id of the checked-out commit.
+	// Commit is the full hex id of the commit.
 	Commit string
 	// Time is the committer time of Commit, in the committer's time zone.
 	Time time.Time
-	// Root is the absolute path of the work tree (Options.Dir made absolute).
-	// Its files are exactly those of Commit: regular files with the
-	// executable bit as recorded in git, symlinks as symlinks (their targets
-	// unchanged), nothing else apart from the .git directory.
-	Root string
+	// FS is the commit's tree, read from git objects. It implements
+	// fs.ReadDirFS, fs.ReadFileFS, fs.StatFS and fs.ReadLinkFS and is safe
+	// for concurrent use. Regular files have mode 0644, or 0755 for git's
+	// executable mode 100755; symlinks (git mode 120000) are entries of type
+	// fs.ModeSymlink whose ReadLink target is the blob, verbatim; submodules
+	// (160000) are empty directories; ReadDir lists entries sorted by name;
+	// ModTime is Time for every entry. Open, ReadFile, ReadDir and Stat follow
+	// symlinks inside the tree and fail for a link that is absolute, leads
+	// out of the tree, or loops; Lstat and ReadLink never follow the last
+	// element. There is no .git entry. Entries git would refuse to check out
+	// are absent; opening one fails with an error wrapping an *EntryError
+	// (see Problems).
+	FS fs.FS
+
+	repo *Repo
+	fsys *treeFS
 }
 
-// Sync makes opts.Dir an exact checkout of the head of opts.Branch at opts.URL
-// and returns it.
+// Problems returns every entry of the tree that git would refuse to check
+// out (*EntryError, see there) and every tree object that could not be read,
+// in path order; nil if there is none. It reads every tree object of the
+// commit (not the files), once per Tree.
+func (t *Tree) Problems() []error { return t.fsys.problems() }
+
+// Repo returns the repository the tree was read from, for its history.
+func (t *Tree) Repo() *Repo { return t.repo }
+
+// Sync brings the repository in opts.Dir up to date with the head of
+// opts.Branch at opts.URL and returns that commit's tree.
 //
 // The first run clones the branch alone (no other branches, no tags) into a
 // scratch directory beside Dir and moves it into place only when complete, so
 // an interrupted clone never leaves a half-made Dir. Later runs fetch the
-// branch and hard-reset the work tree to the fetched head: never a merge. A
-// fast-forward, a diverged or force-pushed history, local modifications,
-// deleted files and untracked or ignored files all end in the same state: the
-// work tree equals the remote head. A Dir that is not a git checkout, is
-// corrupt, or is a checkout of another URL or branch is replaced by a fresh
-// clone.
+// branch and point the local branch at the fetched head, whatever it was
+// before: a fast-forward, a diverged or force-pushed history and a rewind
+// all end at the remote head. Nothing is ever merged or checked out.
+//
+// Dir holding a checkout made by an earlier chartsync (a work tree with a
+// .git directory) is converted in place: its .git becomes Dir and the work
+// tree is removed. A Dir that is not a repository, is corrupt, or is a copy
+// of another URL or branch is replaced by a fresh clone. What the commits
+// contain never causes a re-clone (see Tree.Problems).
 //
 // The full history of the branch is kept (no shallow clone): the first clone
 // costs more, but each later fetch sends only new objects, and a force-push
 // or a history rewrite upstream needs no deepen/unshallow negotiation, which
 // is where shallow fetches break.
 //
-// If the fetch fails, the previous checkout is left as it was and the error
-// says what failed, e.g. "fetch origin master: repository not found". If the
-// fetch fails while the remote still lists the branch (probed with a second
-// connection), the local repository is taken to be broken and Sync re-clones.
-// A reset that does not leave the work tree clean also ends in a re-clone. A
+// If the fetch fails, the repository is left as it was and the error says
+// what failed, e.g. "fetch origin master: repository not found". If the
+// fetch fails while the remote still lists the branch (probed a second
+// time), the local repository is taken to be broken and Sync re-clones. A
 // failed clone leaves any previous Dir untouched.
 //
-// Sync honours ctx: cancelling it aborts the network transfer and Sync returns
-// an error wrapping ctx.Err(); the local reset that follows a completed fetch
-// runs to its end. Local and file:// URLs need the git binary
-// (git-upload-pack) on PATH; go-git runs it as the server side. Sync is not
-// safe for concurrent use on one Dir.
+// Sync honours ctx: cancelling it aborts the transfer and Sync returns an
+// error wrapping ctx.Err(). A local path or file:// URL is read in-process:
+// objects are copied from the source repository's files, so the git binary
+// is not needed and git's ownership check ("dubious ownership") does not
+// apply; the source only needs to be readable. Sync is not safe for
+// concurrent use on one Dir; the Trees it returns stay readable until the
+// next Sync on that Dir.
 func Sync(ctx context.Context, opts Options) (*Tree, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("resolve checkout dir: %w", err)
+		return nil, fmt.Errorf("resolve repository dir: %w", err)
 	}
-	auth, err := authMethod(opts.URL, opts.Auth)
+	src, err := newSource(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -104,24 +141,22 @@ func Sync(ctx context.Context, opts Options) (*Tree, error) {
 		return nil, fmt.Errorf("sync origin %s: %w", opts.Branch, err)
 	}
 
-	repo, openErr := openCheckout(dir, opts)
+	repo, openErr := openState(dir, opts)
 	if openErr != nil {
-		return clone(ctx, dir, opts, auth, openErr)
+		return clone(ctx, dir, opts, src, openErr)
 	}
-	defer closeRepo(repo)
-
-	hash, err := fetch(ctx, repo, opts.Branch, auth)
+	hash, err := src.fetch(ctx, repo.st, opts.Branch, false)
 	if err != nil {
-		// A remote that answers ls-remote but fails the fetch points at a
+		// A remote that has the branch but fails the fetch points at a
 		// broken local repository: start again rather than wedge forever.
-		if ctx.Err() != nil || !remoteHasBranch(ctx, repo, opts.Branch, auth) {
+		if ctx.Err() != nil || !src.hasBranch(ctx, opts.Branch) {
 			return nil, err
 		}
-		return clone(ctx, dir, opts, auth, err)
+		return clone(ctx, dir, opts, src, err)
 	}
-	tree, err := checkout(repo, dir, opts.Branch, hash)
+	tree, err := repo.advance(opts.Branch, hash)
 	if err != nil {
-		return clone(ctx, dir, opts, auth, err)
+		return clone(ctx, dir, opts, src, err)
 	}
 	return tree, nil
 }
@@ -133,7 +168,7 @@ func (o Options) validate() error {
 	case o.Branch == "":
 		return errors.New("gitsrc: empty branch")
 	case o.Dir == "":
-		return errors.New("gitsrc: empty checkout dir")
+		return errors.New("gitsrc: empty repository dir")
 	}
 	if err := plumbing.NewBranchReferenceName(o.Branch).Validate(); err != nil ||
 		strings.HasPrefix(o.Branch, "refs/") {
@@ -147,120 +182,331 @@ func (o Options) validate() error {
 	return nil
 }
 
-// refSpec maps the branch alone onto its remote-tracking ref; the leading +
-// lets a force-pushed branch replace the old one.
+// storedURL is the URL as written to the repository's config: an http(s)
+// URL loses its user name, which may be a token. Fetches use the real URL,
+// which is never stored.
+func storedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
+
+// refSpec maps the remote branch onto the local branch of the same name; the
+// leading + lets a force-pushed branch replace the old one.
 func refSpec(branch string) config.RefSpec {
-	return config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/%s/%[1]s", branch, remoteName))
+	return config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/heads/%[1]s", branch))
 }
 
-// openRepo opens (or, with create, initialises) the repository in dir. The
-// work tree is a bound filesystem so symlink targets are written unchanged
-// and no write can land outside dir.
-func openRepo(dir string, branch string, create bool) (*git.Repository, error) {
-	st := filesystem.NewStorage(osfs.New(filepath.Join(dir, git.GitDirName), osfs.WithBoundOS()),
-		cache.NewObjectLRUDefault())
-	wt := newWorktreeFS(dir)
-	if create {
-		return git.InitWithOptions(st, wt, git.InitOptions{
-			DefaultBranch: plumbing.NewBranchReferenceName(branch),
-		})
-	}
-	return git.Open(st, wt)
+// newStorage opens the object and reference storage of the bare repository
+// in dir.
+func newStorage(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(newPrivateFS(dir), cache.NewObjectLRU(objectCacheSize),
+		filesystem.Options{LargeObjectThreshold: largeObject})
 }
 
-func closeRepo(r *git.Repository) {
-	if c, ok := r.Storer.(interface{ Close() error }); ok {
-		_ = c.Close()
-	}
-}
-
-// openCheckout opens dir as an existing checkout of opts.URL and opts.Branch.
-// Any error means dir must be replaced by a fresh clone.
-func openCheckout(dir string, opts Options) (*git.Repository, error) {
-	for _, p := range []string{dir, filepath.Join(dir, git.GitDirName)} {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("%s is not a directory", p)
-		}
-	}
-	repo, err := openRepo(dir, opts.Branch, false)
+// openState opens dir as a healthy bare repository of opts.URL and
+// opts.Branch, converting a checkout left by an earlier release first. Any
+// error means dir must be replaced by a fresh clone.
+func openState(dir string, opts Options) (*Repo, error) {
+	fi, err := os.Lstat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open repository: %w", err)
+		return nil, err
 	}
-	if err := checkRepo(repo, opts); err != nil {
-		closeRepo(repo)
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	if gd, err := os.Lstat(filepath.Join(dir, git.GitDirName)); err == nil {
+		if !gd.IsDir() {
+			return nil, fmt.Errorf("%s/.git is not a directory", dir)
+		}
+		if err := convert(dir, opts); err != nil {
+			return nil, fmt.Errorf("convert checkout to a bare repository: %w", err)
+		}
+	}
+	if err := os.Chmod(dir, privateDirMode); err != nil {
+		return nil, err
+	}
+	repo := newRepo(dir)
+	if err := repo.check(opts); err != nil {
 		return nil, err
 	}
 	return repo, nil
 }
 
-func checkRepo(repo *git.Repository, opts Options) error {
-	cfg, err := repo.Config()
+func (r *Repo) check(opts Options) error {
+	cfg, err := r.st.Config()
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	if cfg.Core.IsBare || cfg.Core.Worktree != "" {
-		return errors.New("not a plain checkout")
+	if !cfg.Core.IsBare || cfg.Core.Worktree != "" {
+		return errors.New("not a bare repository")
 	}
 	rc, ok := cfg.Remotes[remoteName]
-	if !ok || len(rc.URLs) != 1 || rc.URLs[0] != opts.URL {
-		return errors.New("checkout of another URL")
+	if !ok || len(rc.URLs) != 1 || rc.URLs[0] != storedURL(opts.URL) {
+		return errors.New("repository of another URL")
 	}
 	if len(rc.Fetch) != 1 || rc.Fetch[0] != refSpec(opts.Branch) {
-		return errors.New("checkout of another branch")
+		return errors.New("repository of another branch")
 	}
-	head, err := repo.Head()
+	head, err := r.st.Reference(plumbing.HEAD)
+	if err != nil {
+		return fmt.Errorf("read HEAD: %w", err)
+	}
+	if head.Type() != plumbing.SymbolicReference || head.Target() != plumbing.NewBranchReferenceName(opts.Branch) {
+		return fmt.Errorf("HEAD is %s", head)
+	}
+	ref, err := r.st.Reference(head.Target())
 	if err != nil {
 		return fmt.Errorf("resolve HEAD: %w", err)
 	}
-	if head.Name() != plumbing.NewBranchReferenceName(opts.Branch) {
-		return fmt.Errorf("HEAD is %s", head.Name())
-	}
-	c, err := repo.CommitObject(head.Hash())
-	if err != nil {
-		return fmt.Errorf("read HEAD commit: %w", err)
-	}
-	if _, err := c.Tree(); err != nil {
-		return fmt.Errorf("read HEAD tree: %w", err)
-	}
-	if _, err := repo.Storer.Index(); err != nil {
-		return fmt.Errorf("read index: %w", err)
+	if _, err := r.tree(ref.Hash()); err != nil {
+		return err
 	}
 	return nil
 }
 
-// fetch updates the remote-tracking ref of branch and returns where it points.
-func fetch(ctx context.Context, repo *git.Repository, branch string, auth transport.AuthMethod) (plumbing.Hash, error) {
-	err := repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{refSpec(branch)},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		Force:      true,
+// advance points the branch and HEAD at hash and returns its tree.
+func (r *Repo) advance(branch string, hash plumbing.Hash) (*Tree, error) {
+	tree, err := r.tree(hash)
+	if err != nil {
+		return nil, err
+	}
+	if err := setHead(r.st, branch, hash); err != nil {
+		return nil, err
+	}
+	return tree, nil
+}
+
+// setHead points branch at hash and HEAD at branch, writing only what
+// changes (a no-op Sync writes nothing).
+func setHead(st *filesystem.Storage, branch string, hash plumbing.Hash) error {
+	name := plumbing.NewBranchReferenceName(branch)
+	for _, ref := range []*plumbing.Reference{
+		plumbing.NewHashReference(name, hash),
+		plumbing.NewSymbolicReference(plumbing.HEAD, name),
+	} {
+		if old, err := st.Reference(ref.Name()); err == nil && old.String() == ref.String() {
+			continue
+		}
+		if err := st.SetReference(ref); err != nil {
+			return fmt.Errorf("set %s: %w", ref.Name(), err)
+		}
+	}
+	return nil
+}
+
+// convert turns the checkout of an earlier release in dir (a work tree with
+// a .git directory) into a bare repository in dir: .git moves into a scratch
+// directory, the work tree goes, and the scratch directory becomes dir. Its
+// objects are kept, so nothing is fetched again. Interrupted, it leaves
+// either the checkout or no dir (and Sync clones).
+func convert(dir string, opts Options) error {
+	tmp := scratchDir(dir)
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("clear scratch dir: %w", err)
+	}
+	if err := os.Rename(filepath.Join(dir, git.GitDirName), tmp); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove work tree: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, "index")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := makePrivate(dir); err != nil {
+		return err
+	}
+	st := newStorage(dir)
+	cfg, err := st.Config()
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	cfg.Core.IsBare = true
+	cfg.Core.Worktree = ""
+	if rc, ok := cfg.Remotes[remoteName]; ok {
+		for i, u := range rc.URLs {
+			rc.URLs[i] = storedURL(u)
+		}
+		old := config.RefSpec(fmt.Sprintf("+refs/heads/%s:refs/remotes/%s/%[1]s", opts.Branch, remoteName))
+		if len(rc.Fetch) == 1 && rc.Fetch[0] == old {
+			rc.Fetch[0] = refSpec(opts.Branch)
+		}
+	}
+	if err := st.SetConfig(cfg); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// makePrivate takes group and other permissions off everything under dir.
+func makePrivate(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if m := fi.Mode().Perm(); m&0o077 != 0 {
+			return os.Chmod(p, m&privateDirMode)
+		}
+		return nil
+	})
+}
+
+func scratchDir(dir string) string {
+	return filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".clone")
+}
+
+// clone makes a fresh repository in a scratch directory next to dir and,
+// once it is complete, replaces dir with it. why says why the old dir is
+// replaced.
+func clone(ctx context.Context, dir string, opts Options, src source, why error) (*Tree, error) {
+	wrap := func(err error) error {
+		if why != nil && !errors.Is(why, os.ErrNotExist) {
+			return fmt.Errorf("re-clone (%v): %w", why, err)
+		}
+		return err
+	}
+	tmp := scratchDir(dir)
+	if err := os.RemoveAll(tmp); err != nil {
+		return nil, wrap(fmt.Errorf("clear scratch dir: %w", err))
+	}
+	if err := os.MkdirAll(filepath.Dir(tmp), privateDirMode); err != nil {
+		return nil, wrap(fmt.Errorf("create scratch dir: %w", err))
+	}
+	if err := os.Mkdir(tmp, privateDirMode); err != nil {
+		return nil, wrap(fmt.Errorf("create scratch dir: %w", err))
+	}
+	if err := cloneInto(ctx, tmp, opts, src); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, wrap(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, wrap(fmt.Errorf("remove old repository: %w", err))
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return nil, wrap(fmt.Errorf("move clone into place: %w", err))
+	}
+	repo := newRepo(dir)
+	ref, err := repo.st.Reference(plumbing.NewBranchReferenceName(opts.Branch))
+	if err != nil {
+		return nil, wrap(fmt.Errorf("resolve cloned branch: %w", err))
+	}
+	tree, err := repo.tree(ref.Hash())
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return tree, nil
+}
+
+func cloneInto(ctx context.Context, tmp string, opts Options, src source) error {
+	st := newStorage(tmp)
+	repo, err := git.InitWithOptions(st, nil, git.InitOptions{
+		DefaultBranch: plumbing.NewBranchReferenceName(opts.Branch),
+	})
+	if err != nil {
+		return fmt.Errorf("init repository: %w", err)
+	}
+	if _, err := repo.CreateRemote(&config.RemoteConfig{
+		Name:  remoteName,
+		URLs:  []string{storedURL(opts.URL)},
+		Fetch: []config.RefSpec{refSpec(opts.Branch)},
+	}); err != nil {
+		return fmt.Errorf("create remote: %w", err)
+	}
+	hash, err := src.fetch(ctx, st, opts.Branch, true)
+	if err != nil {
+		return err
+	}
+	c, err := object.GetCommit(st, hash)
+	if err != nil {
+		return fmt.Errorf("read commit %s: %w", hash, err)
+	}
+	if _, err := c.Tree(); err != nil {
+		return fmt.Errorf("read tree of %s: %w", hash, err)
+	}
+	return setHead(st, opts.Branch, hash)
+}
+
+// source is where objects come from: a remote reached through go-git's
+// transports, or a local repository read in-process.
+type source interface {
+	// fetch copies the objects of branch's head that st lacks into st and
+	// returns the head; first says st is empty.
+	fetch(ctx context.Context, st *filesystem.Storage, branch string, first bool) (plumbing.Hash, error)
+	// hasBranch reports whether the source answers and has branch.
+	hasBranch(ctx context.Context, branch string) bool
+}
+
+func newSource(opts Options) (source, error) {
+	ep, err := transport.NewEndpoint(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse URL: %w", err)
+	}
+	if ep.Protocol == "file" {
+		return localSource{path: ep.Path}, nil
+	}
+	auth, err := authMethod(opts.URL, opts.Auth)
+	if err != nil {
+		return nil, err
+	}
+	return remoteSource{url: opts.URL, auth: auth}, nil
+}
+
+// fetchErr wraps err as the failure of fetching branch, naming ctx's error
+// too if ctx is done (a transport may report a cancellation as an I/O error).
+func fetchErr(ctx context.Context, branch string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%w)", ctxErr, err)
+	}
+	return fmt.Errorf("fetch %s %s: %w", remoteName, branch, err)
+}
+
+type remoteSource struct {
+	url  string
+	auth transport.AuthMethod
+}
+
+func (r remoteSource) remote(st *filesystem.Storage, branch string) *git.Remote {
+	return git.NewRemote(st, &config.RemoteConfig{
+		Name:  remoteName,
+		URLs:  []string{r.url},
+		Fetch: []config.RefSpec{refSpec(branch)},
+	})
+}
+
+func (r remoteSource) fetch(ctx context.Context, st *filesystem.Storage, branch string, _ bool) (plumbing.Hash, error) {
+	err := r.remote(st, branch).FetchContext(ctx, &git.FetchOptions{
+		RefSpecs: []config.RefSpec{refSpec(branch)},
+		Auth:     r.auth,
+		Tags:     git.NoTags,
+		Force:    true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w (%w)", ctxErr, err)
-		}
-		return plumbing.ZeroHash, fmt.Errorf("fetch %s %s: %w", remoteName, branch, err)
+		return plumbing.ZeroHash, fetchErr(ctx, branch, err)
 	}
-	ref, err := repo.Reference(plumbing.NewRemoteReferenceName(remoteName, branch), true)
+	ref, err := st.Reference(plumbing.NewBranchReferenceName(branch))
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("fetch %s %s: resolve fetched head: %w", remoteName, branch, err)
+		return plumbing.ZeroHash, fetchErr(ctx, branch, fmt.Errorf("resolve fetched head: %w", err))
 	}
 	return ref.Hash(), nil
 }
 
-// remoteHasBranch reports whether the remote answers and has branch.
-func remoteHasBranch(ctx context.Context, repo *git.Repository, branch string, auth transport.AuthMethod) bool {
-	r, err := repo.Remote(remoteName)
-	if err != nil {
-		return false
-	}
-	refs, err := r.ListContext(ctx, &git.ListOptions{Auth: auth})
+func (r remoteSource) hasBranch(ctx context.Context, branch string) bool {
+	refs, err := r.remote(nil, branch).ListContext(ctx, &git.ListOptions{Auth: r.auth})
 	if err != nil {
 		return false
 	}
@@ -271,154 +517,4 @@ func remoteHasBranch(ctx context.Context, repo *git.Repository, branch string, a
 		}
 	}
 	return false
-}
-
-// clone makes a fresh checkout in a scratch directory next to dir and, once
-// it is complete, replaces dir with it. why says why the old dir is replaced.
-func clone(ctx context.Context, dir string, opts Options, auth transport.AuthMethod, why error) (*Tree, error) {
-	wrap := func(err error) error {
-		if why != nil && !errors.Is(why, os.ErrNotExist) {
-			return fmt.Errorf("re-clone (%v): %w", why, err)
-		}
-		return err
-	}
-	tmp := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".clone")
-	if err := os.RemoveAll(tmp); err != nil {
-		return nil, wrap(fmt.Errorf("clear scratch dir: %w", err))
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, wrap(fmt.Errorf("create scratch dir: %w", err))
-	}
-	tree, err := cloneInto(ctx, tmp, opts, auth)
-	if err != nil {
-		_ = os.RemoveAll(tmp)
-		return nil, wrap(err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		_ = os.RemoveAll(tmp)
-		return nil, wrap(fmt.Errorf("remove old checkout: %w", err))
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, wrap(fmt.Errorf("move clone into place: %w", err))
-	}
-	tree.Root = dir
-	return tree, nil
-}
-
-func cloneInto(ctx context.Context, tmp string, opts Options, auth transport.AuthMethod) (*Tree, error) {
-	repo, err := openRepo(tmp, opts.Branch, true)
-	if err != nil {
-		return nil, fmt.Errorf("init repository: %w", err)
-	}
-	defer closeRepo(repo)
-	if _, err := repo.CreateRemote(&config.RemoteConfig{
-		Name:  remoteName,
-		URLs:  []string{opts.URL},
-		Fetch: []config.RefSpec{refSpec(opts.Branch)},
-	}); err != nil {
-		return nil, fmt.Errorf("create remote: %w", err)
-	}
-	hash, err := fetch(ctx, repo, opts.Branch, auth)
-	if err != nil {
-		return nil, err
-	}
-	return checkout(repo, tmp, opts.Branch, hash)
-}
-
-// checkout points the local branch and HEAD at hash, hard-resets index and
-// work tree to it, removes everything the index does not track, and checks
-// that the result is clean.
-func checkout(repo *git.Repository, root, branch string, hash plumbing.Hash) (*Tree, error) {
-	commit, err := repo.CommitObject(hash)
-	if err != nil {
-		return nil, fmt.Errorf("read commit %s: %w", hash, err)
-	}
-	name := plumbing.NewBranchReferenceName(branch)
-	if err := repo.Storer.SetReference(plumbing.NewHashReference(name, hash)); err != nil {
-		return nil, fmt.Errorf("set branch %s: %w", branch, err)
-	}
-	if err := repo.Storer.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, name)); err != nil {
-		return nil, fmt.Errorf("set HEAD: %w", err)
-	}
-	wt, err := repo.Worktree()
-	if err != nil {
-		return nil, fmt.Errorf("open work tree: %w", err)
-	}
-	if err := wt.Reset(&git.ResetOptions{Commit: hash, Mode: git.HardReset}); err != nil {
-		return nil, fmt.Errorf("reset to %s: %w", hash, err)
-	}
-	if err := clean(repo, root); err != nil {
-		return nil, err
-	}
-	st, err := wt.Status()
-	if err != nil {
-		return nil, fmt.Errorf("status after reset: %w", err)
-	}
-	if !st.IsClean() {
-		return nil, fmt.Errorf("work tree not clean after reset to %s: %s", hash, summarize(st))
-	}
-	return &Tree{Commit: hash.String(), Time: commit.Committer.When, Root: root}, nil
-}
-
-// clean removes every file, symlink and directory under root that the index
-// does not track (git clean -ffdx), keeping .git at the top.
-func clean(repo *git.Repository, root string) error {
-	idx, err := repo.Storer.Index()
-	if err != nil {
-		return fmt.Errorf("read index: %w", err)
-	}
-	files := make(map[string]bool, len(idx.Entries))
-	dirs := map[string]bool{}
-	for _, e := range idx.Entries {
-		files[e.Name] = true
-		for d := filepath.Dir(filepath.FromSlash(e.Name)); d != "."; d = filepath.Dir(d) {
-			dirs[filepath.ToSlash(d)] = true
-		}
-	}
-	var walk func(rel string) error
-	walk = func(rel string) error {
-		entries, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(rel)))
-		if err != nil {
-			return fmt.Errorf("clean work tree: %w", err)
-		}
-		for _, e := range entries {
-			p := e.Name()
-			if rel != "" {
-				p = rel + "/" + p
-			}
-			switch {
-			case p == git.GitDirName:
-			case files[p]:
-				// Tracked: a directory here is a submodule, left alone.
-			case e.IsDir() && dirs[p]:
-				if err := walk(p); err != nil {
-					return err
-				}
-			default:
-				if err := os.RemoveAll(filepath.Join(root, filepath.FromSlash(p))); err != nil {
-					return fmt.Errorf("clean work tree: %w", err)
-				}
-			}
-		}
-		return nil
-	}
-	return walk("")
-}
-
-func summarize(st git.Status) string {
-	const limit = 5
-	var b strings.Builder
-	n := 0
-	for path, s := range st {
-		if n == limit {
-			fmt.Fprintf(&b, " and %d more", len(st)-limit)
-			break
-		}
-		if n > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%c%c %s", s.Staging, s.Worktree, path)
-		n++
-	}
-	return b.String()
 }

@@ -3,9 +3,12 @@ package gitsrc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +40,8 @@ func TestSyncClone(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "state", "checkout")
 			tree := syncOK(t, Options{URL: tt.url, Branch: "master", Dir: dir})
 			want := u.head("master")
-			assertCheckout(t, tree, dir, u.dir, want)
+			assertTree(t, tree, dir, u.dir, want)
+			assertPrivate(t, dir)
 
 			ct, err := strconv.ParseInt(runGit(t, u.dir, "log", "-1", "--format=%ct", want), 10, 64)
 			if err != nil {
@@ -60,40 +64,41 @@ func TestSyncSymlinksAndModes(t *testing.T) {
 	t.Parallel()
 	u := baseUpstream(t)
 	dir := filepath.Join(t.TempDir(), "co")
-	syncOK(t, Options{URL: u.dir, Branch: "master", Dir: dir})
+	tree := syncOK(t, Options{URL: u.dir, Branch: "master", Dir: dir})
 
 	links := map[string]string{
 		"charts/b/templates": "../a/templates",
 		"readme-link":        "README.md",
-		"abs-link":           "/etc/hostname", // target kept verbatim, not rebased into Dir
+		"abs-link":           "/etc/hostname", // target kept verbatim
 	}
 	for name, target := range links {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		fi, err := os.Lstat(p)
+		fi, err := fs.Lstat(tree.FS, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Mode()&os.ModeSymlink == 0 {
+		if fi.Mode()&fs.ModeSymlink == 0 {
 			t.Errorf("%s: mode %v, want a symlink", name, fi.Mode())
 			continue
 		}
-		if got, _ := os.Readlink(p); got != target {
-			t.Errorf("%s -> %q, want %q", name, got, target)
+		if got, err := fs.ReadLink(tree.FS, name); got != target || err != nil {
+			t.Errorf("%s -> %q, %v, want %q", name, got, err, target)
 		}
 	}
-	fi, err := os.Stat(filepath.Join(dir, "bin/tool.sh"))
-	if err != nil {
-		t.Fatal(err)
+	for name, want := range map[string]fs.FileMode{"bin/tool.sh": 0o755, "README.md": 0o644, "charts": fs.ModeDir | 0o755} {
+		fi, err := fs.Stat(tree.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s mode %v, want %v", name, fi.Mode(), want)
+		}
 	}
-	if fi.Mode().Perm()&0o111 == 0 {
-		t.Errorf("bin/tool.sh mode %v, want executable", fi.Mode())
+	// Open and Stat follow links inside the tree, as os.DirFS does.
+	if b, err := fs.ReadFile(tree.FS, "charts/b/templates/cm.yaml"); err != nil || string(b) != "kind: ConfigMap\n" {
+		t.Errorf("ReadFile through a symlinked directory = %q, %v", b, err)
 	}
-	fi, err = os.Stat(filepath.Join(dir, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm()&0o111 != 0 {
-		t.Errorf("README.md mode %v, want not executable", fi.Mode())
+	if _, err := fs.Stat(tree.FS, ".git"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat(.git) = %v, want not exist", err)
 	}
 }
 
@@ -103,24 +108,16 @@ func TestSyncFollowsUpstream(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 	first := syncOK(t, opts)
-	gd := gitDir(t, dir)
+	gd := repoID(t, dir)
 
-	// No upstream change: same commit, files not rewritten.
-	marker := filepath.Join(dir, "README.md")
-	before, err := os.Stat(marker)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// No upstream change: same commit, nothing written.
+	before := listFiles(t, dir)
 	again := syncOK(t, opts)
 	if again.Commit != first.Commit || !again.Time.Equal(first.Time) {
-		t.Errorf("no-op Sync = %+v, want %+v", again, first)
+		t.Errorf("no-op Sync = %s %v, want %s %v", again.Commit, again.Time, first.Commit, first.Time)
 	}
-	after, err := os.Stat(marker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !after.ModTime().Equal(before.ModTime()) {
-		t.Errorf("no-op Sync rewrote README.md (mtime %v -> %v)", before.ModTime(), after.ModTime())
+	if after := listFiles(t, dir); !slices.Equal(before, after) {
+		t.Errorf("no-op Sync changed the repository:\nbefore %v\nafter  %v", before, after)
 	}
 
 	// New commit: edits, a deletion (its directory goes too), a new chart,
@@ -135,66 +132,17 @@ func TestSyncFollowsUpstream(t *testing.T) {
 	u.remove("abs-link") // a symlink to a file outside the tree
 	second := u.commit("second")
 	tree := syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, second)
+	assertTree(t, tree, dir, u.dir, second)
 	assertNotRecloned(t, gd, dir)
+	assertPrivate(t, dir)
 	if !tree.Time.After(first.Time) {
 		t.Errorf("Tree.Time %v not after first %v", tree.Time, first.Time)
 	}
-	if _, err := os.Lstat(filepath.Join(dir, "charts/b")); !os.IsNotExist(err) {
+	if _, err := fs.Lstat(tree.FS, "charts/b"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("charts/b still present after upstream deleted it: %v", err)
 	}
-}
-
-func TestSyncResetsDirtyCheckout(t *testing.T) {
-	t.Parallel()
-	u := baseUpstream(t)
-	dir := filepath.Join(t.TempDir(), "co")
-	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
-	syncOK(t, opts)
-	want := u.head("master")
-	gd := gitDir(t, dir)
-
-	write := func(name, content string) {
-		t.Helper()
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("charts/a/Chart.yaml", "name: a\nversion: 9.9.9\n") // modified tracked file
-	write("untracked.txt", "x")                               // untracked file
-	write("newdir/deep/file", "x")                            // untracked directory tree
-	write("charts/a/a-1.0.0.tgz", "x")                        // ignored by .gitignore
-	if err := os.MkdirAll(filepath.Join(dir, "emptydir"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(dir, "charts/a/templates/cm.yaml")); err != nil { // deleted
-		t.Fatal(err)
-	}
-	if err := os.Chmod(filepath.Join(dir, "bin/tool.sh"), 0o644); err != nil { // mode change
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(dir, "readme-link")); err != nil { // symlink replaced by a file
-		t.Fatal(err)
-	}
-	write("readme-link", "not a link")
-	if err := os.Remove(filepath.Join(dir, "README.md")); err != nil { // file replaced by a directory
-		t.Fatal(err)
-	}
-	write("README.md/inner", "x")
-	// A staged change and a local commit on the branch.
-	write("staged.txt", "x")
-	runGit(t, dir, "add", "staged.txt")
-	write("committed.txt", "x")
-	runGit(t, dir, "add", "committed.txt")
-	runGit(t, dir, "commit", "-q", "-m", "local commit")
-
-	tree := syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, want)
-	assertNotRecloned(t, gd, dir)
+	// The first commit's tree is still readable, unchanged.
+	assertFS(t, first.FS, u.dir, first.Commit)
 }
 
 func TestSyncFollowsForcePush(t *testing.T) {
@@ -206,19 +154,19 @@ func TestSyncFollowsForcePush(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 	syncOK(t, opts)
-	gd := gitDir(t, dir)
+	gd := repoID(t, dir)
 
 	// Rewrite history: drop the last commit and commit something else.
 	runGit(t, u.dir, "reset", "-q", "--hard", base)
 	u.write("charts/d/Chart.yaml", "name: d\nversion: 0.0.1\n", 0o644)
 	diverged := u.commit("diverged")
 	tree := syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, diverged)
+	assertTree(t, tree, dir, u.dir, diverged)
 
 	// Rewind to an ancestor (a force-push backwards).
 	runGit(t, u.dir, "reset", "-q", "--hard", base)
 	tree = syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, base)
+	assertTree(t, tree, dir, u.dir, base)
 	assertNotRecloned(t, gd, dir)
 }
 
@@ -236,11 +184,10 @@ func TestSyncReclones(t *testing.T) {
 			mustRemoveAll(t, dir)
 			mustWrite(t, dir, "garbage")
 		}},
-		{name: "dir without .git", damage: func(t *testing.T, dir string) {
-			mustRemoveAll(t, filepath.Join(dir, ".git"))
+		{name: "dir without objects", damage: func(t *testing.T, dir string) {
+			mustRemoveAll(t, filepath.Join(dir, "objects"))
 		}},
 		{name: ".git is a file", damage: func(t *testing.T, dir string) {
-			mustRemoveAll(t, filepath.Join(dir, ".git"))
 			mustWrite(t, filepath.Join(dir, ".git"), "gitdir: /nowhere\n")
 		}},
 		{name: "empty dir", damage: func(t *testing.T, dir string) {
@@ -252,23 +199,26 @@ func TestSyncReclones(t *testing.T) {
 		{name: "half-finished clone", damage: func(t *testing.T, dir string) {
 			// An init'd repository whose fetch never completed.
 			mustRemoveAll(t, dir)
-			runGit(t, filepath.Dir(dir), "init", "-q", "-b", "master", dir)
+			runGit(t, filepath.Dir(dir), "init", "-q", "--bare", "-b", "master", dir)
 			runGit(t, dir, "remote", "add", "origin", "/nowhere")
 		}},
 		{name: "HEAD garbage", damage: func(t *testing.T, dir string) {
-			mustWrite(t, filepath.Join(dir, ".git/HEAD"), "garbage\n")
+			mustWrite(t, filepath.Join(dir, "HEAD"), "garbage\n")
+		}},
+		{name: "HEAD detached", damage: func(t *testing.T, dir string) {
+			mustWrite(t, filepath.Join(dir, "HEAD"), runGit(t, dir, "rev-parse", "HEAD")+"\n")
 		}},
 		{name: "objects gone", damage: func(t *testing.T, dir string) {
-			mustRemoveAll(t, filepath.Join(dir, ".git/objects"))
-			if err := os.Mkdir(filepath.Join(dir, ".git/objects"), 0o755); err != nil {
+			mustRemoveAll(t, filepath.Join(dir, "objects"))
+			if err := os.Mkdir(filepath.Join(dir, "objects"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{name: "config garbage", damage: func(t *testing.T, dir string) {
-			mustWrite(t, filepath.Join(dir, ".git/config"), "[[[ not a config\n")
+			mustWrite(t, filepath.Join(dir, "config"), "[[[ not a config\n")
 		}},
-		{name: "index garbage", damage: func(t *testing.T, dir string) {
-			mustWrite(t, filepath.Join(dir, ".git/index"), "DIRC garbage")
+		{name: "not bare", damage: func(t *testing.T, dir string) {
+			runGit(t, dir, "config", "core.bare", "false")
 		}},
 		{name: "stale scratch dir", damage: func(t *testing.T, dir string) {
 			scratch := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".clone")
@@ -303,11 +253,11 @@ func TestSyncReclones(t *testing.T) {
 				want = u.head(tt.br)
 			}
 			tree := syncOK(t, opts)
-			assertCheckout(t, tree, dir, wantRepo, want)
+			assertTree(t, tree, dir, wantRepo, want)
 			if tt.other {
 				// Re-cloned, not fetched into: the old history is gone.
 				if err := exec.Command(gitBin(t), "-C", dir, "cat-file", "-e", u.head("master")+"^{commit}").Run(); err == nil {
-					t.Errorf("commit of the old URL still in the checkout's object store")
+					t.Errorf("commit of the old URL still in the repository")
 				}
 			}
 			if tt.br != "" {
@@ -315,10 +265,10 @@ func TestSyncReclones(t *testing.T) {
 					t.Errorf("HEAD = %s, want refs/heads/%s", b, tt.br)
 				}
 			}
-			// And the checkout is healthy: the next Sync is a plain fetch.
-			gd := gitDir(t, dir)
+			// And the repository is healthy: the next Sync is a plain fetch.
+			gd := repoID(t, dir)
 			tree = syncOK(t, opts)
-			assertCheckout(t, tree, dir, wantRepo, want)
+			assertTree(t, tree, dir, wantRepo, want)
 			assertNotRecloned(t, gd, dir)
 		})
 	}
@@ -358,7 +308,7 @@ func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "co")
 			opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 			old := syncOK(t, opts)
-			gd := gitDir(t, dir)
+			gd := repoID(t, dir)
 			u.write("new.txt", "x", 0o644)
 			u.commit("new")
 
@@ -368,10 +318,11 @@ func TestSyncFetchFailureKeepsCheckout(t *testing.T) {
 				t.Fatalf("Sync error = %v, want one containing %q", err, tt.wantErr)
 			}
 			restore()
-			assertCheckout(t, nil, dir, u.dir, old.Commit)
+			assertTree(t, nil, dir, u.dir, old.Commit)
+			assertFS(t, old.FS, u.dir, old.Commit)
 
 			tree := syncOK(t, opts)
-			assertCheckout(t, tree, dir, u.dir, u.head("master"))
+			assertTree(t, tree, dir, u.dir, u.head("master"))
 			assertNotRecloned(t, gd, dir)
 		})
 	}
@@ -392,29 +343,40 @@ func TestSyncFirstCloneFailure(t *testing.T) {
 	}
 }
 
-// A local repository that opens fine but cannot be fetched into (here: an
-// unreadable packed-refs file) while the remote answers is re-cloned.
+// A local repository that opens fine but cannot be fetched into (here: the
+// directory a new object must go to is a file) while the remote answers is
+// re-cloned.
 func TestSyncRecoversFromBrokenFetch(t *testing.T) {
 	t.Parallel()
 	u := baseUpstream(t)
 	dir := filepath.Join(t.TempDir(), "co")
 	opts := Options{URL: u.dir, Branch: "master", Dir: dir}
 	syncOK(t, opts)
-	u.write("new.txt", "x", 0o644)
-	want := u.commit("new")
-
-	repo, err := openCheckout(dir, opts)
+	have := map[string]bool{}
+	for _, line := range strings.Split(runGit(t, dir, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)"), "\n") {
+		have[line[:2]] = true
+	}
+	var want string
+	for i := 0; want == ""; i++ {
+		if i == 50 {
+			t.Fatal("every new commit id starts like an object the repository has")
+		}
+		u.write("new.txt", strconv.Itoa(i), 0o644)
+		if c := u.commit("new"); !have[c[:2]] {
+			want = c
+		}
+	}
+	gd := repoID(t, dir)
+	mustWrite(t, filepath.Join(dir, "objects", want[:2]), "not a directory\n")
+	src, err := newSource(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeRepo(repo)
-	gd := gitDir(t, dir)
-	mustWrite(t, filepath.Join(dir, ".git/packed-refs"), "this is not a packed-refs file\n")
-	if _, err := fetch(context.Background(), repo, "master", nil); err == nil {
-		t.Fatal("fetch with broken packed-refs succeeded; the test no longer exercises the re-clone path")
+	if _, err := src.fetch(context.Background(), newRepo(dir).st, "master", false); err == nil {
+		t.Fatal("fetch into a broken object store succeeded; the test no longer exercises the re-clone path")
 	}
 	tree := syncOK(t, opts)
-	assertCheckout(t, tree, dir, u.dir, want)
+	assertTree(t, tree, dir, u.dir, want)
 	assertRecloned(t, gd, dir)
 }
 
@@ -444,19 +406,18 @@ func TestSyncCancelled(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Sync error = %v, want context.Canceled", err)
 		}
-		assertCheckout(t, nil, dir, u.dir, old.Commit)
+		assertTree(t, nil, dir, u.dir, old.Commit)
 
 		// Past Sync's own early check: the transfer itself honours ctx.
-		repo, err := openCheckout(dir, opts)
+		src, err := newSource(opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer closeRepo(repo)
-		_, err = fetch(ctx, repo, "master", nil)
+		_, err = src.fetch(ctx, newRepo(dir).st, "master", false)
 		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "fetch origin master: ") {
 			t.Fatalf("fetch error = %v, want context.Canceled from fetch origin master", err)
 		}
-		assertCheckout(t, nil, dir, u.dir, old.Commit)
+		assertTree(t, nil, dir, u.dir, old.Commit)
 	})
 }
 
@@ -471,7 +432,7 @@ func TestOptionsValidate(t *testing.T) {
 		{name: "ok https with user", opts: Options{URL: "https://bot@git.example.org/charts.git", Branch: "main", Dir: "d"}},
 		{name: "no URL", opts: Options{Branch: "master", Dir: "d"}, wantErr: "empty URL"},
 		{name: "no branch", opts: Options{URL: "u", Dir: "d"}, wantErr: "empty branch"},
-		{name: "no dir", opts: Options{URL: "u", Branch: "master"}, wantErr: "empty checkout dir"},
+		{name: "no dir", opts: Options{URL: "u", Branch: "master"}, wantErr: "empty repository dir"},
 		{name: "full ref", opts: Options{URL: "u", Branch: "refs/heads/master", Dir: "d"}, wantErr: "invalid branch"},
 		{name: "bad branch", opts: Options{URL: "u", Branch: "a..b", Dir: "d"}, wantErr: "invalid branch"},
 		{name: "password in URL", opts: Options{URL: "https://bot:s3cret@git.example.org/c.git", Branch: "master", Dir: "d"}, wantErr: "contains a password"},
@@ -511,6 +472,49 @@ func mustWrite(t *testing.T, p, content string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listFiles lists every file under dir with its size and modification time.
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d %s", p, fi.Size(), fi.ModTime().Format(time.RFC3339Nano)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// assertPrivate fails unless everything under dir is closed to group and
+// others.
+func assertPrivate(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no group or other permissions", p, fi.Mode())
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

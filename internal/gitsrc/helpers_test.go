@@ -13,13 +13,13 @@ import (
 	"testing"
 )
 
-// gitBin returns the git binary or fails the test: go-git needs it for local
-// and file:// URLs, and the tests build upstream repositories with it.
+// gitBin returns the git binary or fails the test: the tests build upstream
+// repositories with it and check the result with it (gitsrc does not need it).
 func gitBin(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("git")
 	if err != nil {
-		t.Fatalf("git binary not found on PATH (needed to build test repositories and, by go-git, to serve local URLs): %v", err)
+		t.Fatalf("git binary not found on PATH (needed to build and check test repositories): %v", err)
 	}
 	return p
 }
@@ -60,7 +60,13 @@ type upstream struct {
 
 func newUpstream(t testing.TB) *upstream {
 	t.Helper()
-	u := &upstream{t: t, dir: t.TempDir()}
+	return newUpstreamAt(t, t.TempDir())
+}
+
+// newUpstreamAt makes the upstream in dir, which must exist.
+func newUpstreamAt(t testing.TB, dir string) *upstream {
+	t.Helper()
+	u := &upstream{t: t, dir: dir}
 	runGit(t, u.dir, "init", "-q", "-b", "master")
 	return u
 }
@@ -139,7 +145,8 @@ type entry struct {
 	hash string // git blob id of the content or link target
 }
 
-// commitTree lists what commit holds, as git ls-tree sees it.
+// commitTree lists the files and symlinks commit holds, as git ls-tree sees
+// them.
 func commitTree(t testing.TB, repoDir, commit string) map[string]entry {
 	t.Helper()
 	out := runGit(t, repoDir, "ls-tree", "-r", "-z", commit)
@@ -153,6 +160,9 @@ func commitTree(t testing.TB, repoDir, commit string) map[string]entry {
 			t.Fatalf("bad ls-tree line %q", line)
 		}
 		f := strings.Fields(meta)
+		if f[0] == "160000" {
+			continue // a submodule: an empty directory in a Tree's FS
+		}
 		m[path] = entry{mode: f[0], hash: f[2]}
 	}
 	return m
@@ -165,70 +175,82 @@ func blobHash(b []byte) string {
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
-// workTree lists what is on disk under root, outside .git.
-func workTree(t testing.TB, root string) map[string]entry {
+// fsTree lists what fsys holds, as git ls-tree -r would: files and
+// symlinks with their git mode and blob id (submodules are empty
+// directories and so not listed).
+func fsTree(t testing.TB, fsys fs.FS) map[string]entry {
 	t.Helper()
 	m := map[string]entry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		rel = filepath.ToSlash(rel)
-		if rel == ".git" {
-			return filepath.SkipDir
 		}
 		if d.IsDir() {
 			return nil
 		}
-		fi, err := d.Info()
+		fi, err := fs.Lstat(fsys, p)
 		if err != nil {
 			return err
 		}
+		if fi.Mode().Type() != d.Type() {
+			t.Errorf("%s: Lstat type %v, DirEntry type %v", p, fi.Mode().Type(), d.Type())
+		}
 		switch {
 		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
+			target, err := fs.ReadLink(fsys, p)
 			if err != nil {
 				return err
 			}
-			m[rel] = entry{mode: "120000", hash: blobHash([]byte(target))}
+			m[p] = entry{mode: "120000", hash: blobHash([]byte(target))}
 		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
+			b, err := fs.ReadFile(fsys, p)
 			if err != nil {
 				return err
+			}
+			if int64(len(b)) != fi.Size() {
+				t.Errorf("%s: Size() %d, content %d bytes", p, fi.Size(), len(b))
 			}
 			mode := "100644"
 			if fi.Mode()&0o111 != 0 {
 				mode = "100755"
 			}
-			m[rel] = entry{mode: mode, hash: blobHash(b)}
+			m[p] = entry{mode: mode, hash: blobHash(b)}
 		default:
-			m[rel] = entry{mode: fi.Mode().String()}
+			m[p] = entry{mode: fi.Mode().String()}
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("walk %s: %v", root, err)
+		t.Fatalf("walk tree: %v", err)
 	}
 	return m
 }
 
-// assertCheckout fails unless tree is commit of repoDir, root holds exactly
-// the files of that commit (content, mode, symlink targets), no empty
-// directories are left over, and the real git CLI agrees the checkout is
-// clean and at commit.
-func assertCheckout(t testing.TB, tree *Tree, root, repoDir, commit string) {
+// assertTree fails unless tree is commit of repoDir, its FS holds exactly
+// the files of that commit (content, mode, symlink targets), and the real
+// git CLI finds the repository in dir healthy with HEAD at commit.
+func assertTree(t testing.TB, tree *Tree, dir, repoDir, commit string) {
 	t.Helper()
 	if tree != nil {
 		if tree.Commit != commit {
 			t.Errorf("Tree.Commit = %s, want %s", tree.Commit, commit)
 		}
-		if tree.Root != root {
-			t.Errorf("Tree.Root = %s, want %s", tree.Root, root)
-		}
+		assertFS(t, tree.FS, repoDir, commit)
 	}
+	if head := runGit(t, dir, "rev-parse", "HEAD"); head != commit {
+		t.Errorf("git rev-parse HEAD in %s = %s, want %s", dir, head, commit)
+	}
+	if bare := runGit(t, dir, "rev-parse", "--is-bare-repository"); bare != "true" {
+		t.Errorf("git rev-parse --is-bare-repository in %s = %s", dir, bare)
+	}
+	runGit(t, dir, "fsck", "--no-dangling", "--connectivity-only", "HEAD")
+}
+
+// assertFS fails unless fsys holds exactly the files of commit of repoDir.
+func assertFS(t testing.TB, fsys fs.FS, repoDir, commit string) {
+	t.Helper()
 	want := commitTree(t, repoDir, commit)
-	got := workTree(t, root)
+	got := fsTree(t, fsys)
 	var diffs []string
 	for p, w := range want {
 		if g, ok := got[p]; !ok {
@@ -244,39 +266,16 @@ func assertCheckout(t testing.TB, tree *Tree, root, repoDir, commit string) {
 	}
 	sort.Strings(diffs)
 	if len(diffs) > 0 {
-		t.Errorf("checkout differs from %s:\n%s", commit, strings.Join(diffs, "\n"))
-	}
-	assertNoEmptyDirs(t, root)
-	if head := runGit(t, root, "rev-parse", "HEAD"); head != commit {
-		t.Errorf("git rev-parse HEAD in checkout = %s, want %s", head, commit)
-	}
-	if st := runGit(t, root, "status", "--porcelain", "--ignored", "--untracked-files=all"); st != "" {
-		t.Errorf("git status in checkout not clean:\n%s", st)
+		t.Errorf("tree differs from %s:\n%s", commit, strings.Join(diffs, "\n"))
 	}
 }
 
-func assertNoEmptyDirs(t testing.TB, root string) {
+// repoID identifies the repository directory on disk. A re-clone (or a
+// conversion) replaces it, so comparing identities tells a fetch from a
+// re-clone (the fallback that would otherwise hide a failed fetch).
+func repoID(t testing.TB, dir string) os.FileInfo {
 	t.Helper()
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return err
-		}
-		if d.Name() == ".git" {
-			return filepath.SkipDir
-		}
-		if ents, _ := os.ReadDir(p); len(ents) == 0 && p != root {
-			t.Errorf("empty directory left in checkout: %s", p)
-		}
-		return nil
-	})
-}
-
-// gitDir identifies the checkout's .git directory on disk. A re-clone
-// replaces it, so comparing identities tells a fetch-and-reset from a
-// re-clone (the fallback that would otherwise hide a failed reset).
-func gitDir(t testing.TB, dir string) os.FileInfo {
-	t.Helper()
-	fi, err := os.Stat(filepath.Join(dir, ".git"))
+	fi, err := os.Stat(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,14 +284,14 @@ func gitDir(t testing.TB, dir string) os.FileInfo {
 
 func assertNotRecloned(t testing.TB, before os.FileInfo, dir string) {
 	t.Helper()
-	if !os.SameFile(before, gitDir(t, dir)) {
-		t.Errorf("Sync re-cloned %s; want a fetch and reset of the existing checkout", dir)
+	if !os.SameFile(before, repoID(t, dir)) {
+		t.Errorf("Sync re-cloned %s; want a fetch into the existing repository", dir)
 	}
 }
 
 func assertRecloned(t testing.TB, before os.FileInfo, dir string) {
 	t.Helper()
-	if os.SameFile(before, gitDir(t, dir)) {
-		t.Errorf("Sync kept the .git of %s; want a re-clone", dir)
+	if os.SameFile(before, repoID(t, dir)) {
+		t.Errorf("Sync kept %s; want a re-clone", dir)
 	}
 }

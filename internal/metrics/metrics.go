@@ -10,6 +10,7 @@
 package metrics
 
 import (
+	"reflect"
 	"runtime"
 	"slices"
 	"time"
@@ -46,12 +47,15 @@ const (
 	ReasonConflict   = "conflict"   // two directories claim one name and version
 	ReasonStore      = "store"      // writing the package or index failed
 	ReasonModified   = "modified"   // the stored package differs from the index
+	// ReasonContentDiffers: the chart version is published with other
+	// content than this site builds (the version was not bumped).
+	ReasonContentDiffers = "content_differs"
 )
 
 // Reasons lists every failure reason, in a fixed order.
 var Reasons = []string{
 	ReasonChartfile, ReasonVersion, ReasonSymlink, ReasonDependency, ReasonLint,
-	ReasonPackage, ReasonConflict, ReasonStore, ReasonModified,
+	ReasonPackage, ReasonConflict, ReasonStore, ReasonModified, ReasonContentDiffers,
 }
 
 // Values of the result label of chartsync_config_reloads_total.
@@ -120,9 +124,23 @@ type Metrics struct {
 	// GitChartVersions is chartsync_git_chart_versions{repository}: distinct
 	// chart name and version pairs in git.
 	GitChartVersions *prometheus.GaugeVec
-	// IndexRepairs is chartsync_index_repairs_total{repository}: index entries
-	// re-added by reconciling the index with the store's listing.
+	// IndexRepairs is chartsync_index_repairs_total{repository}: index
+	// entries that an earlier index read listed and a later one lacked (a
+	// real loss), added back from the stored package.
 	IndexRepairs *prometheus.CounterVec
+	// IndexAdopted is chartsync_index_adopted_total{repository}: stored
+	// packages that no index read had listed, indexed for the first time
+	// from their stored bytes (another tool's package, or another
+	// publisher's still in flight).
+	IndexAdopted *prometheus.CounterVec
+	// PackagesRestored is chartsync_packages_restored_total{repository}:
+	// stored packages whose bytes differed from the index digest and were
+	// put back to the indexed bytes.
+	PackagesRestored *prometheus.CounterVec
+	// IndexEditedEntries is chartsync_index_edited_entries{repository}:
+	// index entries whose digest changed while the stored package kept the
+	// bytes first indexed, in the last cycle.
+	IndexEditedEntries *prometheus.GaugeVec
 	// IndexMissingPackages is chartsync_index_missing_packages{repository}:
 	// index entries whose package is not in the store.
 	IndexMissingPackages *prometheus.GaugeVec
@@ -242,7 +260,19 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 		}, repo),
 		IndexRepairs: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "index_repairs_total",
-			Help: "Index entries re-added by reconciling the index with the packages in the store.",
+			Help: "Index entries lost (listed by an earlier index read, missing from a later one) and added back from the stored package.",
+		}, repo),
+		IndexAdopted: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "index_adopted_total",
+			Help: "Stored packages no index had listed, indexed for the first time from their stored bytes (another tool's, or another publisher's in flight).",
+		}, repo),
+		PackagesRestored: f.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "packages_restored_total",
+			Help: "Stored packages whose bytes differed from the index digest, put back to the indexed bytes.",
+		}, repo),
+		IndexEditedEntries: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "index_edited_entries",
+			Help: "Index entries whose digest changed while the stored package kept the bytes first indexed, in the last cycle.",
 		}, repo),
 		IndexMissingPackages: f.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "index_missing_packages",
@@ -296,12 +326,14 @@ func (m *Metrics) InitRepository(repository string) {
 	m.ChartsPublished.WithLabelValues(repository)
 	m.ChartsSkipped.WithLabelValues(repository)
 	m.IndexRepairs.WithLabelValues(repository)
+	m.IndexAdopted.WithLabelValues(repository)
+	m.PackagesRestored.WithLabelValues(repository)
 	for _, r := range Reasons {
 		m.ChartsFailed.WithLabelValues(repository, r)
 	}
 	for _, g := range []*prometheus.GaugeVec{
 		m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
-		m.IndexMissingPackages, m.ModifiedPackages,
+		m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
 	} {
 		g.WithLabelValues(repository)
 	}
@@ -356,21 +388,26 @@ func unixSeconds(t time.Time) float64 {
 // old that is not in current: after a reload that removes or renames a
 // repository its series go, so that no alert (such as the one on
 // chartsync_store_modified_packages) keeps firing for a repository that
-// is no longer published. Series of names in current are kept.
+// is no longer published. Series of names in current are kept. Every
+// labelled vector of Metrics is covered, including ones added later: the
+// fields are found by reflection.
 func (m *Metrics) ForgetRepositories(old, current []string) {
+	type partialDeleter interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
+	v := reflect.ValueOf(m).Elem()
 	for _, name := range old {
 		if slices.Contains(current, name) {
 			continue
 		}
 		labels := prometheus.Labels{"repository": name}
-		for _, c := range []*prometheus.CounterVec{m.ChartsPublished, m.ChartsSkipped, m.IndexRepairs, m.ChartsFailed} {
-			c.DeletePartialMatch(labels)
-		}
-		for _, g := range []*prometheus.GaugeVec{
-			m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
-			m.IndexMissingPackages, m.ModifiedPackages,
-		} {
-			g.DeletePartialMatch(labels)
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if d, ok := v.Field(i).Interface().(partialDeleter); ok {
+				d.DeletePartialMatch(labels)
+			}
 		}
 	}
 }

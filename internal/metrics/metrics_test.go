@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,6 +294,14 @@ func (s *memStore) List(ctx context.Context, prefix string) ([]store.Object, err
 	return out, nil
 }
 
+func (s *memStore) Open(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	d, v, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, store.Object{}, err
+	}
+	return io.NopCloser(bytes.NewReader(d)), store.Object{Key: key, Size: int64(len(d)), Version: v}, nil
+}
+
 func (s *memStore) Atomic() bool   { return true }
 func (s *memStore) String() string { return "mem://test" }
 
@@ -358,12 +367,14 @@ func TestInstrumentStore(t *testing.T) {
 chartsync_store_operations_total{backend="mem",operation="create"} 3
 chartsync_store_operations_total{backend="mem",operation="get"} 3
 chartsync_store_operations_total{backend="mem",operation="list"} 2
+chartsync_store_operations_total{backend="mem",operation="open"} 0
 chartsync_store_operations_total{backend="mem",operation="replace"} 4
 # HELP chartsync_store_errors_total Store operations that failed, by backend and operation. Not-found on get, exists on create and a lost guarded replace are answers, not errors.
 # TYPE chartsync_store_errors_total counter
 chartsync_store_errors_total{backend="mem",operation="create"} 1
 chartsync_store_errors_total{backend="mem",operation="get"} 0
 chartsync_store_errors_total{backend="mem",operation="list"} 1
+chartsync_store_errors_total{backend="mem",operation="open"} 0
 chartsync_store_errors_total{backend="mem",operation="replace"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),

@@ -3,24 +3,29 @@ package metrics
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 )
 
+// OpOpen is the operation label of Store.Open (a streamed read). Its
+// duration is the time to the first byte: reading the body is the caller's.
+const OpOpen = "open"
+
 // InstrumentStore returns a store.Store that behaves exactly like s and
-// measures each Get, Create, Replace and List in chartsync_store_operations_total,
+// measures each Get, Open, Create, Replace and List in chartsync_store_operations_total,
 // chartsync_store_operation_duration_seconds and chartsync_store_errors_total,
 // labelled with backend (a short fixed name such as "local", "s3" or "swift")
-// and the operation. The series of all four operations start at 0.
+// and the operation. The series of every operation start at 0.
 //
-// These answers are not errors: ErrNotExist from Get, ErrExist from Create,
+// These answers are not errors: ErrNotExist from Get and Open, ErrExist from Create,
 // ErrConflict from Replace (a guarded write that lost to a concurrent writer,
 // which the caller retries), and context.Canceled when the caller's context
 // was cancelled (a shutdown, not a store fault). Atomic and String are passed
 // through unmeasured.
 func (m *Metrics) InstrumentStore(backend string, s store.Store) store.Store {
-	for _, op := range []string{OpGet, OpCreate, OpReplace, OpList} {
+	for _, op := range []string{OpGet, OpOpen, OpCreate, OpReplace, OpList} {
 		m.StoreOperations.WithLabelValues(backend, op)
 		m.StoreErrors.WithLabelValues(backend, op)
 		m.StoreDuration.WithLabelValues(backend, op)
@@ -55,6 +60,13 @@ func (i *instrumentedStore) Get(ctx context.Context, key string) ([]byte, string
 	data, version, err := i.s.Get(ctx, key)
 	i.observe(ctx, OpGet, start, err, store.ErrNotExist)
 	return data, version, err
+}
+
+func (i *instrumentedStore) Open(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	start := time.Now()
+	r, obj, err := i.s.Open(ctx, key)
+	i.observe(ctx, OpOpen, start, err, store.ErrNotExist)
+	return r, obj, err
 }
 
 func (i *instrumentedStore) Create(ctx context.Context, key string, data []byte) error {

@@ -19,7 +19,7 @@ func vendoredTgz(t *testing.T, name, version string) string {
 	t.Helper()
 	root := t.TempDir()
 	writeTree(t, root, chartFiles("c", name, version, ""))
-	pkg, err := Build(context.Background(), root, Chart{Dir: "c"}, Options{})
+	pkg, err := Build(context.Background(), os.DirFS(root), Chart{Dir: "c"}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestBuild(t *testing.T) {
 			for link, target := range tt.links {
 				symlink(t, root, target, link)
 			}
-			charts, derrs := Discover(root, []string{"charts/*"})
+			charts, derrs := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 			if len(derrs) > 0 {
 				t.Fatalf("Discover: %v", derrs)
 			}
@@ -202,7 +202,7 @@ func TestBuild(t *testing.T) {
 			if c.Metadata == nil {
 				t.Fatalf("Discover did not find %s: %v", dir, charts)
 			}
-			pkg, err := Build(context.Background(), root, c, tt.opts)
+			pkg, err := Build(context.Background(), os.DirFS(root), c, tt.opts)
 			if tt.wantReason != "" {
 				var perr *Error
 				if !errors.As(err, &perr) {
@@ -270,7 +270,7 @@ func TestBuildCancelled(t *testing.T) {
 	writeTree(t, root, chartFiles("charts/foo", "foo", "1.0.0", ""))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Build(ctx, root, Chart{Dir: "charts/foo"}, Options{})
+	_, err := Build(ctx, os.DirFS(root), Chart{Dir: "charts/foo"}, Options{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Build(cancelled) = %v, want context.Canceled", err)
 	}
@@ -283,19 +283,19 @@ func TestBuildCancelled(t *testing.T) {
 func TestBuildRejectsChangedChart(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, chartFiles("charts/foo", "foo", "1.0.0", ""))
-	charts, _ := Discover(root, []string{"charts/*"})
+	charts, _ := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 	writeTree(t, root, chartFiles("charts/foo", "foo", "1.0.1", ""))
-	if _, err := Build(context.Background(), root, charts[0], Options{}); err == nil {
+	if _, err := Build(context.Background(), os.DirFS(root), charts[0], Options{}); err == nil {
 		t.Fatal("Build of a chart whose version changed after discovery succeeded")
 	}
-	if _, err := Build(context.Background(), root, Chart{Dir: "../x"}, Options{}); err == nil {
+	if _, err := Build(context.Background(), os.DirFS(root), Chart{Dir: "../x"}, Options{}); err == nil {
 		t.Fatal("Build of a directory outside the tree succeeded")
 	}
 	if err := os.WriteFile(filepath.Join(root, "charts/foo/Chart.yaml"), []byte("name: [\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var perr *Error
-	if _, err := Build(context.Background(), root, Chart{Dir: "charts/foo"}, Options{}); !errors.As(err, &perr) || perr.Reason != ReasonChartfile {
+	if _, err := Build(context.Background(), os.DirFS(root), Chart{Dir: "charts/foo"}, Options{}); !errors.As(err, &perr) || perr.Reason != ReasonChartfile {
 		t.Fatalf("Build of a malformed chart = %v, want ReasonChartfile", err)
 	}
 }
@@ -303,11 +303,11 @@ func TestBuildRejectsChangedChart(t *testing.T) {
 func TestBuildRootChart(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, chartFiles(".", "top", "1.0.0", ""))
-	charts, errs := Discover(root, []string{"."})
+	charts, errs := Discover(context.Background(), os.DirFS(root), []string{"."})
 	if len(errs) > 0 || len(charts) != 1 || charts[0].Dir != "." {
 		t.Fatalf("Discover = %v, %v", charts, errs)
 	}
-	pkg, err := Build(context.Background(), root, charts[0], Options{})
+	pkg, err := Build(context.Background(), os.DirFS(root), charts[0], Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
 package packager
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -23,23 +23,28 @@ const chartfileName = "Chart.yaml"
 // path segment in a storage prefix.
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// Discover finds top-level charts: directories below root whose slash-separated
-// path relative to root matches any of globs (path.Match syntax, e.g.
-// "charts/*") and that contain Chart.yaml. A directory with an ancestor below
-// root that contains Chart.yaml is a subchart and is skipped silently; a
-// Chart.yaml in root itself only counts when a glob matches ".".
+// Discover finds top-level charts: directories of fsys whose slash-separated
+// path matches any of globs (path.Match syntax, e.g. "charts/*") and that
+// contain Chart.yaml. A directory with an ancestor that contains Chart.yaml
+// is a subchart and is skipped silently; a Chart.yaml in the root itself
+// only counts when a glob matches ".".
 //
 // Discover reads directories and Chart.yaml files only, and descends only as
-// deep as the globs can match. It does not follow symlinked directories; a
-// Chart.yaml that is a symlink must resolve inside root (else ReasonSymlink).
+// deep as the globs can match. It does not follow symlinked directories: a
+// symlink where a chart directory would be, or on the way to one, is
+// reported as an error (ReasonSymlink) naming it, since its charts would
+// otherwise vanish in silence. A Chart.yaml that is a symlink must resolve
+// inside the tree (else ReasonSymlink). ctx is checked for every directory.
 //
 // Charts whose Chart.yaml is malformed or whose name is invalid
 // (ReasonChartfile) or whose version is not strict semver (ReasonVersion) are
 // returned as errors, not charts. A name or version that YAML 1.1 (which helm
 // uses) parses as anything but a string, such as `name: y` (a boolean) or
 // `version: 1.0` (a number), is rejected: helm would silently publish it as
-// "true" or "1". Quoting it fixes it. Both results are sorted by Dir.
-func Discover(root string, globs []string) ([]Chart, []*Error) {
+// "true" or "1". Quoting it fixes it. A chart whose package file name would
+// be longer than MaxFilenameBytes is refused (ReasonChartfile): no store
+// could hold it. Both results are sorted by Dir.
+func Discover(ctx context.Context, fsys fs.FS, globs []string) ([]Chart, []*Error) {
 	var (
 		charts []Chart
 		errs   []*Error
@@ -51,7 +56,7 @@ func Discover(root string, globs []string) ([]Chart, []*Error) {
 			errs = append(errs, &Error{Dir: g, Reason: ReasonPackage, Err: fmt.Errorf("check glob %q: %w", g, err)})
 			continue
 		}
-		if !filepath.IsLocal(filepath.FromSlash(g)) {
+		if !fs.ValidPath(g) {
 			errs = append(errs, &Error{Dir: g, Reason: ReasonPackage, Err: fmt.Errorf("check glob %q: not relative to the tree root", g)})
 			continue
 		}
@@ -61,53 +66,61 @@ func Discover(root string, globs []string) ([]Chart, []*Error) {
 		}
 		patterns = append(patterns, strings.Split(g, "/"))
 	}
-	t, err := newTree(root)
-	if err != nil {
-		return nil, append(errs, &Error{Dir: ".", Reason: ReasonPackage, Err: err})
+	t := newTree(fsys, Limits{})
+	add := func(c Chart, e *Error) {
+		if e != nil {
+			errs = append(errs, e)
+		} else {
+			charts = append(charts, c)
+		}
 	}
 
 	// Root itself: a chart only if a glob says ".", never a parent of subcharts.
+	if _, err := fs.ReadDir(fsys, "."); err != nil {
+		return nil, append(errs, &Error{Dir: ".", Reason: ReasonPackage, Err: fmt.Errorf("read tree root: %w", unwrapPath(err))})
+	}
 	for _, p := range patterns {
 		if p != nil {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(root, chartfileName)); err == nil {
-			c, e := readChart(t, ".")
-			if e != nil {
-				errs = append(errs, e)
-			} else {
-				charts = append(charts, c)
-			}
+		if _, err := fs.Lstat(fsys, chartfileName); err == nil {
+			add(readChart(t, "."))
 		}
 		break
 	}
 
 	var walk func(rel []string)
 	walk = func(rel []string) {
-		dir := filepath.Join(append([]string{root}, rel...)...)
-		entries, err := os.ReadDir(dir)
+		dir := slashDir(rel)
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, &Error{Dir: dir, Reason: ReasonPackage, Err: err})
+			return
+		}
+		entries, err := t.readDir(dir)
 		if err != nil {
-			errs = append(errs, &Error{Dir: slashDir(rel), Reason: ReasonPackage, Err: fmt.Errorf("read directory: %w", unwrapPath(err))})
+			errs = append(errs, &Error{Dir: dir, Reason: ReasonPackage, Err: err})
 			return
 		}
 		for _, e := range entries {
-			if !e.IsDir() {
-				continue
-			}
 			sub := append(append([]string(nil), rel...), e.Name())
 			full, deeper := matchPrefix(patterns, sub)
 			if !full && !deeper {
 				continue
 			}
-			if _, err := os.Lstat(filepath.Join(dir, e.Name(), chartfileName)); err == nil {
+			p := slashDir(sub)
+			if e.Type()&fs.ModeSymlink != 0 {
+				if err := symlinkedDir(t, p, full, deeper); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			if !e.IsDir() {
+				continue
+			}
+			if _, err := fs.Lstat(fsys, path.Join(p, chartfileName)); err == nil {
 				// A chart: everything below it is a subchart.
 				if full {
-					c, cerr := readChart(t, slashDir(sub))
-					if cerr != nil {
-						errs = append(errs, cerr)
-					} else {
-						charts = append(charts, c)
-					}
+					add(readChart(t, p))
 				}
 				continue
 			}
@@ -121,6 +134,29 @@ func Discover(root string, globs []string) ([]Chart, []*Error) {
 	sort.Slice(charts, func(i, j int) bool { return charts[i].Dir < charts[j].Dir })
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Dir < errs[j].Dir })
 	return charts, errs
+}
+
+// symlinkedDir reports a symlink at p that the globs match: as a chart
+// directory (full) if it leads to a directory holding Chart.yaml, or on the
+// way to charts (deeper) if it leads to a directory. Other symlinks are not
+// charts and return nil.
+func symlinkedDir(t *tree, p string, full, deeper bool) *Error {
+	target, _ := fs.ReadLink(t.fsys, p)
+	real, err := t.resolveLink(p)
+	if err != nil {
+		return nil // not a directory of this tree: not a chart either
+	}
+	fi, err := fs.Stat(t.fsys, real)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	if _, err := fs.Stat(t.fsys, path.Join(real, chartfileName)); err == nil && full {
+		return &Error{Dir: p, Reason: ReasonSymlink, Err: fmt.Errorf("chart directory is a symlink (-> %s), which is not followed: move the chart here or point the globs at %s", target, real)}
+	}
+	if deeper {
+		return &Error{Dir: p, Reason: ReasonSymlink, Err: fmt.Errorf("directory matched by the globs is a symlink (-> %s), which is not followed: charts below it are not published; point the globs at %s", target, real)}
+	}
+	return nil
 }
 
 // matchPrefix reports whether the path segments rel match a whole pattern
@@ -157,32 +193,9 @@ func slashDir(rel []string) string {
 	return strings.Join(rel, "/")
 }
 
-// realRoot resolves root to an absolute path with no symlinks: the boundary
-// every symlink has to stay within.
-func realRoot(root string) (string, error) {
-	abs, err := filepath.Abs(root)
-	if err != nil {
-		return "", fmt.Errorf("resolve tree root: %w", err)
-	}
-	real, err := filepath.EvalSymlinks(abs)
-	if err != nil {
-		return "", fmt.Errorf("resolve tree root: %w", err)
-	}
-	return real, nil
-}
-
-// within reports whether path p (absolute, symlinks resolved) is base or
-// below it.
-func within(base, p string) bool {
-	rel, err := filepath.Rel(base, p)
-	return err == nil && filepath.IsLocal(rel)
-}
-
-// readChart reads and validates dir's Chart.yaml. dir is slash-separated and
-// relative to root.
-func readChart(t tree, dir string) (Chart, *Error) {
-	file := filepath.Join(t.root, filepath.FromSlash(dir), chartfileName)
-	data, reason, err := t.readFile(file)
+// readChart reads and validates dir's Chart.yaml.
+func readChart(t *tree, dir string) (Chart, *Error) {
+	data, reason, err := t.readChartfile(dir)
 	if err != nil {
 		return Chart{}, &Error{Dir: dir, Reason: reason, Err: err}
 	}
@@ -197,19 +210,24 @@ func readChart(t tree, dir string) (Chart, *Error) {
 	return Chart{Dir: dir, Metadata: md}, nil
 }
 
-// readFile reads a Chart.yaml, which may be a symlink that must resolve
-// inside the tree.
-func (t tree) readFile(file string) ([]byte, Reason, error) {
-	fi, err := os.Lstat(file)
+// readChartfile reads dir's Chart.yaml, which may be a symlink that must
+// resolve inside the tree.
+func (t *tree) readChartfile(dir string) ([]byte, Reason, error) {
+	real, err := t.resolve(dir)
+	if err != nil {
+		return nil, ReasonSymlink, describeResolve(dir, err)
+	}
+	real = path.Join(real, chartfileName)
+	fi, err := fs.Lstat(t.fsys, real)
 	if err != nil {
 		return nil, ReasonChartfile, fmt.Errorf("read %s: %w", chartfileName, unwrapPath(err))
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		if _, err := t.resolveLink(file); err != nil {
+		if real, err = t.resolveLink(real); err != nil {
 			return nil, ReasonSymlink, err
 		}
 	}
-	data, err := os.ReadFile(file)
+	data, err := fs.ReadFile(t.fsys, real)
 	if err != nil {
 		return nil, ReasonChartfile, fmt.Errorf("read %s: %w", chartfileName, unwrapPath(err))
 	}
@@ -260,6 +278,9 @@ func parseChartfile(data []byte) (*chart.Metadata, Reason, error) {
 		return known, ReasonVersion, fmt.Errorf("invalid chart version %q: not strict semver: %w", version, err)
 	}
 
+	if n := len(Filename(name, version)); n > MaxFilenameBytes {
+		return known, ReasonChartfile, fmt.Errorf("name and version too long: the package file name would be %d bytes, more than the %d a store can hold", n, MaxFilenameBytes)
+	}
 	if err := md.Validate(); err != nil {
 		return known, ReasonChartfile, fmt.Errorf("validate %s: %w", chartfileName, err)
 	}

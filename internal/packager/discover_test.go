@@ -1,6 +1,8 @@
 package packager
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -94,11 +96,20 @@ func TestDiscover(t *testing.T) {
 			wantErrs: map[string]Reason{"charts/out": ReasonSymlink, "charts/dangling": ReasonSymlink},
 		},
 		{
-			name:     "symlinked chart directories are not followed",
-			files:    chartFiles("shared/real", "real", "1.0.0", ""),
-			links:    map[string]string{"charts/link": "../shared/real"},
+			name:     "symlinked chart directories are reported, not followed",
+			files:    merge(chartFiles("shared/real", "real", "1.0.0", ""), map[string]string{"shared/plain/x.txt": "x"}),
+			links:    map[string]string{"charts/link": "../shared/real", "charts/notachart": "../shared/plain", "charts/file": "../shared/plain/x.txt"},
 			globs:    []string{"charts/*"},
 			wantDirs: nil,
+			wantErrs: map[string]Reason{"charts/link": ReasonSymlink},
+		},
+		{
+			name:     "a symlinked directory on the way to charts is reported",
+			files:    chartFiles("helm/charts/real", "real", "1.0.0", ""),
+			links:    map[string]string{"charts": "helm/charts"},
+			globs:    []string{"charts/*"},
+			wantDirs: nil,
+			wantErrs: map[string]Reason{"charts": ReasonSymlink},
 		},
 		{
 			name:     "bad glob",
@@ -121,7 +132,7 @@ func TestDiscover(t *testing.T) {
 			for link, target := range tt.links {
 				symlink(t, root, target, link)
 			}
-			charts, errs := Discover(root, tt.globs)
+			charts, errs := Discover(context.Background(), os.DirFS(root), tt.globs)
 			var dirs []string
 			for _, c := range charts {
 				dirs = append(dirs, c.Dir)
@@ -161,7 +172,7 @@ func TestDiscoverErrorMessages(t *testing.T) {
 		"charts/float/Chart.yaml":  "apiVersion: v2\nname: float\nversion: 1.0\n",
 		"charts/banana/Chart.yaml": "apiVersion: v2\nname: banana\nversion: banana\n",
 	})
-	_, errs := Discover(root, []string{"charts/*"})
+	_, errs := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 	want := map[string]string{
 		"charts/y":      `chart in charts/y: invalid chart name: YAML reads it as the boolean true, not a string; quote it`,
 		"charts/float":  `chart "float" (charts/float): invalid chart version: YAML reads it as the number 1, not a string; quote it`,
@@ -178,7 +189,7 @@ func TestDiscoverErrorMessages(t *testing.T) {
 }
 
 func TestDiscoverMissingRoot(t *testing.T) {
-	charts, errs := Discover(filepath.Join(t.TempDir(), "nope"), []string{"charts/*"})
+	charts, errs := Discover(context.Background(), os.DirFS(filepath.Join(t.TempDir(), "nope")), []string{"charts/*"})
 	if len(charts) != 0 || len(errs) != 1 || errs[0].Reason != ReasonPackage {
 		t.Fatalf("Discover(missing root) = %v, %v", charts, errs)
 	}

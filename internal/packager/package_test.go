@@ -33,7 +33,7 @@ func typicalTree(t testing.TB, root string) Chart {
 	}
 	libRoot := t.TempDir()
 	writeTree(t, libRoot, chartFiles("c", "cache", "2.1.0", ""))
-	lib, err := Build(context.Background(), libRoot, Chart{Dir: "c"}, Options{})
+	lib, err := Build(context.Background(), os.DirFS(libRoot), Chart{Dir: "c"}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func typicalTree(t testing.TB, root string) Chart {
 			"charts/web/files/config.txt":       "key=value\n",
 			"charts/web/scratch.swp":            "ignored by the default .helmignore\n",
 		}))
-	charts, errs := Discover(root, []string{"charts/*"})
+	charts, errs := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 	if len(errs) > 0 || len(charts) != 1 {
 		t.Fatalf("Discover = %v, %v", charts, errs)
 	}
@@ -97,7 +97,7 @@ func TestBuildReproducible(t *testing.T) {
 	ctx := context.Background()
 	rootA := t.TempDir()
 	c := typicalTree(t, rootA)
-	first, err := Build(ctx, rootA, c, Options{})
+	first, err := Build(ctx, os.DirFS(rootA), c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestBuildReproducible(t *testing.T) {
 
 	// Later in time, across a second boundary.
 	time.Sleep(1100 * time.Millisecond)
-	again, err := Build(ctx, rootA, c, Options{})
+	again, err := Build(ctx, os.DirFS(rootA), c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestBuildReproducible(t *testing.T) {
 		t.Errorf("two builds of one tree differ: %s vs %s", first.Digest, again.Digest)
 	}
 	for _, root := range []string{rootB, rootC} {
-		other, err := Build(ctx, root, c, Options{})
+		other, err := Build(ctx, os.DirFS(root), c, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func TestPackageMatchesHelm(t *testing.T) {
 	helm := tool(t, "helm")
 	root := t.TempDir()
 	c := typicalTree(t, root)
-	pkg, err := Build(context.Background(), root, c, Options{})
+	pkg, err := Build(context.Background(), os.DirFS(root), c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestPackageMatchesHelm(t *testing.T) {
 func TestLoadArchive(t *testing.T) {
 	root := t.TempDir()
 	c := typicalTree(t, root)
-	pkg, err := Build(context.Background(), root, c, Options{})
+	pkg, err := Build(context.Background(), os.DirFS(root), c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func BenchmarkBuild(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Build(ctx, root, c, Options{}); err != nil {
+		if _, err := Build(ctx, os.DirFS(root), c, Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -24,11 +24,11 @@ func TestSignedPackageVerifies(t *testing.T) {
 		"charts/a/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
 		"charts/a/values.yaml":       "x: 1\n",
 	})
-	charts, errs := Discover(root, []string{"charts/*"})
+	charts, errs := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 	if len(errs) > 0 || len(charts) != 1 {
 		t.Fatalf("discover: %v %v", charts, errs)
 	}
-	pkg, err := Build(context.Background(), root, charts[0], Options{Signer: signer})
+	pkg, err := Build(context.Background(), os.DirFS(root), charts[0], Options{Signer: signer})
 	if err != nil {
 		t.Fatal(err)
 	}

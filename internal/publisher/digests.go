@@ -23,7 +23,10 @@ type DigestCache struct {
 
 type cached struct {
 	Version string `json:"version"`
-	SHA256  string `json:"sha256"`
+	SHA256  string `json:"sha256,omitempty"`
+	// Refused says why the object at Version cannot be indexed (not a
+	// chart, misnamed), so that it is not read again.
+	Refused string `json:"refused,omitempty"`
 }
 
 // LoadDigestCache reads the cache in file; a missing or unreadable file is
@@ -43,7 +46,7 @@ func (c *DigestCache) Lookup(key, version string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
-	return e.SHA256, ok && version != "" && e.Version == version
+	return e.SHA256, ok && version != "" && e.Version == version && e.SHA256 != ""
 }
 
 // Put records the digest of key at version.
@@ -53,8 +56,37 @@ func (c *DigestCache) Put(key, version, sum string) {
 	if c.m == nil {
 		c.m = map[string]cached{}
 	}
-	c.m[key] = cached{version, sum}
+	if e := c.m[key]; e.Version != version || e.SHA256 != sum {
+		c.m[key] = cached{Version: version, SHA256: sum}
+		c.dirty = true
+	}
+}
+
+// Refuse records why the object at key and version cannot be indexed.
+func (c *DigestCache) Refuse(key, version, reason string) {
+	if version == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cached{}
+	}
+	e := c.m[key]
+	if e.Version != version {
+		e = cached{Version: version}
+	}
+	e.Refused = reason
+	c.m[key] = e
 	c.dirty = true
+}
+
+// Refused returns the reason recorded by Refuse for key at version.
+func (c *DigestCache) Refused(key, version string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	return e.Refused, ok && version != "" && e.Version == version && e.Refused != ""
 }
 
 // Save writes the cache to its file, atomically, if it changed.
@@ -80,4 +112,14 @@ func (c *DigestCache) Save() error {
 	}
 	c.dirty = false
 	return nil
+}
+
+// saveDigests writes the digest cache. A failure (a full or read-only
+// state dir) is a warning naming the file, never the cycle's failure: the
+// index is written by then, and the cache only saves reads.
+func (p *Publisher) saveDigests() {
+	if err := p.cfg.Digests.Save(); err != nil {
+		p.log.Warn("digest cache not saved: the next cycle reads again the packages it would have remembered",
+			"file", p.cfg.Digests.file, "err", err)
+	}
 }

@@ -1,29 +1,102 @@
 package publisher
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
 
+	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/repo"
-	"sigs.k8s.io/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
-// parseIndex reads an index.yaml the way helm does (JSON or strict YAML,
-// apiVersion required) but drops nothing that has content: every entry that
-// is read is written back.
-func parseIndex(b []byte) (*repo.IndexFile, error) {
-	idx := &repo.IndexFile{}
-	if len(b) == 0 {
+// Size limits, chosen so that one repository cannot exhaust the memory of
+// the host that publishes it, while no real repository comes near them.
+const (
+	// DefaultMaxIndexSize bounds index.yaml: 64 MiB is three times the
+	// largest public indexes (15 to 20 MB) and about 230,000 entries at
+	// helm's ~290 bytes each. An index is read whole and parsed, so its
+	// size bounds the memory a cycle needs.
+	DefaultMaxIndexSize = 64 << 20
+	// DefaultMaxPackageSize bounds one package (.tgz): helm keeps every
+	// installed release, chart included, in a Kubernetes Secret of at most
+	// 1 MiB, so installable charts are far smaller; 20 MiB leaves room for
+	// charts that vendor large files, and bounds the memory spent on each
+	// package read whole for its digest and Chart.yaml.
+	DefaultMaxPackageSize = 20 << 20
+)
+
+func (c Config) maxIndexSize() int64 {
+	if c.MaxIndexSize > 0 {
+		return c.MaxIndexSize
+	}
+	return DefaultMaxIndexSize
+}
+
+func (c Config) maxPackageSize() int64 {
+	if c.MaxPackageSize > 0 {
+		return c.MaxPackageSize
+	}
+	return DefaultMaxPackageSize
+}
+
+// Index is a repository's index.yaml: helm's IndexFile, plus the document
+// it was read from, so that writing it back loses nothing.
+//
+// The promise: Marshal writes every entry that was read exactly as it was
+// read (fields helm does not know, comments, and the text of every scalar
+// included: an unquoted all-digit digest stays as it was), every top-level
+// field other than generated and entries as it was, and the entries added
+// since (IndexFile.MustAdd) as helm writes them. An entry that was read is
+// written from its source: changing its fields in the IndexFile has no
+// effect on what is written. The format is kept: an index read as JSON is
+// written as JSON, one read as YAML (or a new one) as YAML.
+type Index struct {
+	*repo.IndexFile
+
+	json bool // read from JSON: write JSON
+	// YAML source: the top-level mapping and the node of each entry read.
+	top       *yaml.Node
+	yamlEntry map[*repo.ChartVersion]*yaml.Node
+	yamlName  map[string]*yaml.Node // the key node of each chart name read
+	// JSON source: the top-level members in order, and each entry read.
+	jsonTop   []jsonMember
+	jsonEntry map[*repo.ChartVersion]json.RawMessage
+}
+
+type jsonMember struct {
+	key string
+	val json.RawMessage
+}
+
+// NewIndex returns an empty index, written as YAML.
+func NewIndex() *Index {
+	return &Index{IndexFile: repo.NewIndexFile()}
+}
+
+// ParseIndex reads an index.yaml the way helm does (JSON or YAML,
+// apiVersion required) and keeps its source for Marshal. It drops only
+// empty entries ("- " with nothing in it), as helm does; fields helm does
+// not know are kept, not refused. A document it cannot read completely is
+// an error: the caller must not rewrite it.
+func ParseIndex(b []byte) (*Index, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("index is empty")
 	}
+	var idx *Index
 	var err error
 	if json.Valid(b) {
-		err = json.Unmarshal(b, idx)
+		idx, err = parseJSONIndex(b)
 	} else {
-		err = yaml.UnmarshalStrict(b, idx)
+		idx, err = parseYAMLIndex(b)
 	}
 	if err != nil {
 		return nil, err
@@ -34,36 +107,322 @@ func parseIndex(b []byte) (*repo.IndexFile, error) {
 	if idx.Entries == nil {
 		idx.Entries = map[string]repo.ChartVersions{}
 	}
-	for name, cvs := range idx.Entries {
-		kept := cvs[:0]
+	for _, cvs := range idx.Entries {
 		for _, cv := range cvs {
-			if cv == nil {
-				continue // "- " with nothing in it carries nothing to keep
-			}
 			if cv.Metadata == nil {
 				cv.Metadata = &chart.Metadata{}
 			}
-			kept = append(kept, cv)
 		}
-		idx.Entries[name] = kept
 	}
 	return idx, nil
 }
 
-// marshalIndex renders the index as helm writes it: entries sorted newest
-// version first.
-func marshalIndex(idx *repo.IndexFile) ([]byte, error) {
+func parseJSONIndex(b []byte) (*Index, error) {
+	idx := &Index{IndexFile: &repo.IndexFile{}, json: true, jsonEntry: map[*repo.ChartVersion]json.RawMessage{}}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("index is not a JSON object")
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, err
+		}
+		idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
+		if key != "entries" {
+			continue
+		}
+		var raw map[string][]json.RawMessage
+		if err := json.Unmarshal(val, &raw); err != nil {
+			return nil, fmt.Errorf("entries: %w", err)
+		}
+		idx.Entries = make(map[string]repo.ChartVersions, len(raw))
+		for name, items := range raw {
+			for i, item := range items {
+				if bytes.Equal(bytes.TrimSpace(item), []byte("null")) {
+					continue
+				}
+				cv := &repo.ChartVersion{}
+				if err := json.Unmarshal(item, cv); err != nil {
+					return nil, fmt.Errorf("entries: %s[%d]: %w", name, i, err)
+				}
+				idx.Entries[name] = append(idx.Entries[name], cv)
+				idx.jsonEntry[cv] = item
+			}
+		}
+	}
+	// Every other top-level field, as helm reads it.
+	var rest bytes.Buffer
+	rest.WriteByte('{')
+	for _, m := range idx.jsonTop {
+		if m.key == "entries" {
+			continue
+		}
+		if rest.Len() > 1 {
+			rest.WriteByte(',')
+		}
+		k, _ := json.Marshal(m.key)
+		rest.Write(k)
+		rest.WriteByte(':')
+		rest.Write(m.val)
+	}
+	rest.WriteByte('}')
+	entries := idx.Entries
+	if err := json.Unmarshal(rest.Bytes(), idx.IndexFile); err != nil {
+		return nil, err
+	}
+	idx.Entries = entries
+	return idx, nil
+}
+
+func parseYAMLIndex(b []byte) (*Index, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("index is not a YAML mapping")
+	}
+	top := doc.Content[0]
+	c := &converter{budget: 2*len(b) + 1024}
+	if err := c.expandAliases(top); err != nil {
+		return nil, err
+	}
+	idx := &Index{IndexFile: &repo.IndexFile{}, top: top,
+		yamlEntry: map[*repo.ChartVersion]*yaml.Node{}, yamlName: map[string]*yaml.Node{}}
+
+	// Every top-level field but entries, converted to JSON as helm's
+	// reader (sigs.k8s.io/yaml) does, except that a scalar bound for a
+	// string keeps its exact text.
+	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	var entries *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "entries" {
+			entries = top.Content[i+1]
+			continue
+		}
+		rest.Content = append(rest.Content, top.Content[i], top.Content[i+1])
+	}
+	js, err := c.json(nil, rest, typeIndexFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(js, idx.IndexFile); err != nil {
+		return nil, err
+	}
+	idx.Entries = map[string]repo.ChartVersions{}
+	if entries == nil || entries.ShortTag() == "!!null" {
+		return idx, nil
+	}
+	if entries.Kind != yaml.MappingNode {
+		return nil, errors.New("entries: not a mapping")
+	}
+	for i := 0; i+1 < len(entries.Content); i += 2 {
+		keyNode, list := entries.Content[i], entries.Content[i+1]
+		name := keyNode.Value
+		idx.yamlName[name] = keyNode
+		if list.ShortTag() == "!!null" {
+			continue
+		}
+		if list.Kind != yaml.SequenceNode {
+			return nil, fmt.Errorf("entries: %s: not a list", name)
+		}
+		for j, item := range list.Content {
+			if item.ShortTag() == "!!null" {
+				continue
+			}
+			js, err := c.json(nil, item, typeChartVersion)
+			if err != nil {
+				return nil, fmt.Errorf("entries: %s[%d]: %w", name, j, err)
+			}
+			cv := &repo.ChartVersion{}
+			if err := json.Unmarshal(js, cv); err != nil {
+				return nil, fmt.Errorf("entries: %s[%d]: %w", name, j, err)
+			}
+			idx.Entries[name] = append(idx.Entries[name], cv)
+			idx.yamlEntry[cv] = item
+		}
+	}
+	return idx, nil
+}
+
+// Marshal renders the index, entries sorted newest version first as helm
+// sorts them, keeping what was read (see Index).
+func (idx *Index) Marshal() ([]byte, error) {
 	idx.SortEntries()
-	b, err := yaml.Marshal(idx)
+	var b []byte
+	var err error
+	if idx.json {
+		b, err = idx.marshalJSON()
+	} else {
+		b, err = idx.marshalYAML()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("marshal index: %w", err)
 	}
 	return b, nil
 }
 
+func (idx *Index) names() []string {
+	names := make([]string, 0, len(idx.Entries))
+	for name := range idx.Entries {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (idx *Index) marshalJSON() ([]byte, error) {
+	generated, err := json.Marshal(idx.Generated)
+	if err != nil {
+		return nil, err
+	}
+	var entries bytes.Buffer
+	entries.WriteByte('{')
+	for i, name := range idx.names() {
+		if i > 0 {
+			entries.WriteByte(',')
+		}
+		k, _ := json.Marshal(name)
+		entries.Write(k)
+		entries.WriteString(":[")
+		for j, cv := range idx.Entries[name] {
+			if j > 0 {
+				entries.WriteByte(',')
+			}
+			raw, ok := idx.jsonEntry[cv]
+			if !ok {
+				if raw, err = json.Marshal(cv); err != nil {
+					return nil, err
+				}
+			}
+			entries.Write(raw)
+		}
+		entries.WriteByte(']')
+	}
+	entries.WriteByte('}')
+
+	members := slices.Clone(idx.jsonTop)
+	if len(members) == 0 {
+		apiVersion, _ := json.Marshal(idx.APIVersion)
+		members = []jsonMember{{"apiVersion", apiVersion}}
+	}
+	set := func(key string, val []byte) {
+		for i := range members {
+			if members[i].key == key {
+				members[i].val = val
+				return
+			}
+		}
+		members = append(members, jsonMember{key, val})
+	}
+	set("entries", entries.Bytes())
+	set("generated", generated)
+	var compact bytes.Buffer
+	compact.WriteByte('{')
+	for i, m := range members {
+		if i > 0 {
+			compact.WriteByte(',')
+		}
+		k, _ := json.Marshal(m.key)
+		compact.Write(k)
+		compact.WriteByte(':')
+		compact.Write(m.val)
+	}
+	compact.WriteByte('}')
+	var out bytes.Buffer
+	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
+
+func (idx *Index) marshalYAML() ([]byte, error) {
+	entries := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, name := range idx.names() {
+		key := idx.yamlName[name]
+		if key == nil {
+			var err error
+			if key, err = helmNode(name); err != nil {
+				return nil, err
+			}
+		}
+		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, cv := range idx.Entries[name] {
+			item := idx.yamlEntry[cv]
+			if item == nil {
+				var err error
+				if item, err = helmNode(cv); err != nil {
+					return nil, err
+				}
+			}
+			list.Content = append(list.Content, item)
+		}
+		entries.Content = append(entries.Content, key, list)
+	}
+	generated := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Style: yaml.DoubleQuotedStyle,
+		Value: idx.Generated.Format(time.RFC3339Nano)}
+
+	top := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	if idx.top != nil {
+		*top = *idx.top
+		top.Content = slices.Clone(idx.top.Content)
+	} else {
+		top.Content = []*yaml.Node{
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "apiVersion"},
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: idx.APIVersion},
+		}
+	}
+	set := func(key string, val *yaml.Node) {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == key {
+				top.Content[i+1] = val
+				return
+			}
+		}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, val)
+	}
+	set("entries", entries)
+	set("generated", generated)
+
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	enc.CompactSeqIndent()
+	if err := enc.Encode(top); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// helmNode returns v as helm writes it (sigs.k8s.io/yaml, whose emitter
+// quotes every string a YAML 1.1 reader would take for something else,
+// such as y or on), as a node.
+func helmNode(v any) (*yaml.Node, error) {
+	b, err := sigsyaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	return doc.Content[0], nil
+}
+
 // filenames maps each package file name the index refers to (the base of
 // its first url) to its entry.
-func filenames(idx *repo.IndexFile) map[string]*repo.ChartVersion {
+func filenames(idx *Index) map[string]*repo.ChartVersion {
 	m := map[string]*repo.ChartVersion{}
 	for _, cvs := range idx.Entries {
 		for _, cv := range cvs {
@@ -77,7 +436,7 @@ func filenames(idx *repo.IndexFile) map[string]*repo.ChartVersion {
 
 // Lookup returns idx's entry for exactly (name, version), or nil. (helm's
 // IndexFile.Has takes version as a semver constraint.)
-func Lookup(idx *repo.IndexFile, name, version string) *repo.ChartVersion {
+func Lookup(idx *Index, name, version string) *repo.ChartVersion {
 	for _, cv := range idx.Entries[name] {
 		if cv.Version == version {
 			return cv
@@ -87,10 +446,293 @@ func Lookup(idx *repo.IndexFile, name, version string) *repo.ChartVersion {
 }
 
 // Entries returns the number of chart versions in idx.
-func Entries(idx *repo.IndexFile) int {
+func Entries(idx *Index) int {
 	n := 0
 	for _, cvs := range idx.Entries {
 		n += len(cvs)
 	}
 	return n
+}
+
+var (
+	typeIndexFile    = reflect.TypeFor[repo.IndexFile]()
+	typeChartVersion = reflect.TypeFor[repo.ChartVersion]()
+	typeTime         = reflect.TypeFor[time.Time]()
+)
+
+// converter turns YAML nodes into the JSON that encoding/json decodes into
+// a Go type, as helm's reader (sigs.k8s.io/yaml) does, with one difference:
+// a scalar bound for a string keeps its exact text, where sigs.k8s.io/yaml
+// first parses it (an unquoted 000 becomes the integer 0 and then "0").
+type converter struct {
+	budget int // nodes left to visit: bounds the expansion of aliases
+	fields map[reflect.Type]map[string]reflect.Type
+}
+
+var errTooManyNodes = errors.New("document too large once its aliases are expanded")
+
+// json appends the JSON form of n, for a Go value of type t (nil: any).
+func (c *converter) json(b []byte, n *yaml.Node, t reflect.Type) ([]byte, error) {
+	if c.budget--; c.budget < 0 {
+		return nil, errTooManyNodes
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t != nil && t.Kind() == reflect.Interface {
+		t = nil
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		return c.json(b, n.Alias, t)
+	case yaml.ScalarNode:
+		return c.scalar(b, n, t)
+	case yaml.SequenceNode:
+		var elem reflect.Type
+		if t != nil {
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+				return nil, fmt.Errorf("line %d: a list where %s belongs", n.Line, t)
+			}
+			elem = t.Elem()
+		}
+		b = append(b, '[')
+		for i, e := range n.Content {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = c.json(b, e, elem); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case yaml.MappingNode:
+		if t != nil && t.Kind() != reflect.Struct && t.Kind() != reflect.Map {
+			return nil, fmt.Errorf("line %d: a mapping where %s belongs", n.Line, t)
+		}
+		b = append(b, '{')
+		first := true
+		b, err := c.members(b, n, t, &first)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, '}'), nil
+	}
+	return nil, fmt.Errorf("line %d: unexpected YAML node", n.Line)
+}
+
+// members appends the members of mapping n. Merged mappings (<<) come
+// first, so that the mapping's own keys win: encoding/json keeps the last
+// of duplicate keys.
+func (c *converter) members(b []byte, n *yaml.Node, t reflect.Type, first *bool) ([]byte, error) {
+	var err error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.ShortTag() != "!!merge" {
+			continue
+		}
+		for v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		merged := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			merged = v.Content
+		}
+		for _, m := range merged {
+			for m.Kind == yaml.AliasNode {
+				m = m.Alias
+			}
+			if m.Kind != yaml.MappingNode {
+				return nil, fmt.Errorf("line %d: merge of a value that is not a mapping", m.Line)
+			}
+			if b, err = c.members(b, m, t, first); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.ShortTag() == "!!merge" {
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("line %d: a key that is not a scalar", k.Line)
+		}
+		var vt reflect.Type
+		switch {
+		case t == nil:
+		case t.Kind() == reflect.Map:
+			vt = t.Elem()
+		default:
+			var ok bool
+			if vt, ok = c.field(t, k.Value); !ok {
+				continue // a field helm does not know: kept in the source
+			}
+		}
+		if !*first {
+			b = append(b, ',')
+		}
+		*first = false
+		b = appendString(b, k.Value)
+		b = append(b, ':')
+		if b, err = c.json(b, v, vt); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+func (c *converter) scalar(b []byte, n *yaml.Node, t reflect.Type) ([]byte, error) {
+	if n.ShortTag() == "!!null" {
+		return append(b, "null"...), nil
+	}
+	switch {
+	case t == nil:
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, err
+		}
+		j, err := json.Marshal(v)
+		if err != nil { // .inf, .nan: no JSON number
+			return appendString(b, n.Value), nil
+		}
+		return append(b, j...), nil
+	case t == typeTime:
+		ts, err := time.Parse(time.RFC3339Nano, n.Value)
+		if err != nil {
+			if err := n.Decode(&ts); err != nil {
+				return nil, err
+			}
+		}
+		j, err := json.Marshal(ts)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		return append(b, j...), nil
+	case t.Kind() == reflect.String:
+		return appendString(b, n.Value), nil
+	case t.Kind() == reflect.Bool, t.Kind() >= reflect.Int && t.Kind() <= reflect.Float64:
+		v := reflect.New(t)
+		if err := n.Decode(v.Interface()); err != nil {
+			return nil, err
+		}
+		j, err := json.Marshal(v.Interface())
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n.Line, err)
+		}
+		return append(b, j...), nil
+	}
+	return nil, fmt.Errorf("line %d: a scalar where %s belongs", n.Line, t)
+}
+
+// field returns the type of struct t's field that encoding/json would fill
+// from key: exact name first, then any case.
+func (c *converter) field(t reflect.Type, key string) (reflect.Type, bool) {
+	if c.fields == nil {
+		c.fields = map[reflect.Type]map[string]reflect.Type{}
+	}
+	m, ok := c.fields[t]
+	if !ok {
+		m = jsonFields(t)
+		c.fields[t] = m
+	}
+	if ft, ok := m[key]; ok {
+		return ft, true
+	}
+	for name, ft := range m {
+		if strings.EqualFold(name, key) {
+			return ft, true
+		}
+	}
+	return nil, false
+}
+
+// jsonFields maps the JSON names of struct t's fields to their types,
+// with the fields of embedded structs promoted, as encoding/json does.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	m := map[string]reflect.Type{}
+	var embedded []reflect.Type
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && name == "" && ft.Kind() == reflect.Struct {
+			embedded = append(embedded, ft)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	for _, et := range embedded {
+		for name, ft := range jsonFields(et) {
+			if _, ok := m[name]; !ok {
+				m[name] = ft
+			}
+		}
+	}
+	return m
+}
+
+// expandAliases replaces every alias below n by a copy of what it refers
+// to, so that entries can be written in any order and alone; an index
+// whose aliases expand beyond the budget is refused (a YAML bomb).
+func (c *converter) expandAliases(n *yaml.Node) error {
+	for i, child := range n.Content {
+		if child.Kind == yaml.AliasNode {
+			cp, err := c.copyNode(child.Alias)
+			if err != nil {
+				return err
+			}
+			n.Content[i] = cp
+			continue
+		}
+		if err := c.expandAliases(child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *converter) copyNode(n *yaml.Node) (*yaml.Node, error) {
+	if c.budget--; c.budget < 0 {
+		return nil, errTooManyNodes
+	}
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	cp := *n
+	cp.Anchor = ""
+	cp.Content = make([]*yaml.Node, len(n.Content))
+	for i, child := range n.Content {
+		var err error
+		if cp.Content[i], err = c.copyNode(child); err != nil {
+			return nil, err
+		}
+	}
+	return &cp, nil
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/chartsync/chartsync/internal/config"
@@ -158,6 +159,35 @@ func (t *timeoutStore) Get(ctx context.Context, key string) (data []byte, versio
 		return err
 	})
 	return data, version, err
+}
+
+// Open bounds the time to open the object, not the reading of its body,
+// which may be a long download to a slow client: the caller's context and
+// Close end it.
+func (t *timeoutStore) Open(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	cctx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(t.d, cancel)
+	r, obj, err := t.s.Open(cctx, key)
+	if !timer.Stop() && err != nil && ctx.Err() == nil {
+		cancel()
+		return nil, obj, fmt.Errorf("open %s: %w after %s: %w (%w)", key, ErrTimeout, t.d, context.DeadlineExceeded, err)
+	}
+	if err != nil {
+		cancel()
+		return nil, obj, err
+	}
+	return &cancelReader{ReadCloser: r, cancel: cancel}, obj, nil
+}
+
+// cancelReader ends its context when closed.
+type cancelReader struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (r *cancelReader) Close() error {
+	defer r.cancel()
+	return r.ReadCloser.Close()
 }
 
 func (t *timeoutStore) Create(ctx context.Context, key string, data []byte) error {

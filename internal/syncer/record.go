@@ -20,6 +20,8 @@ func (s *Syncer) record(start time.Time, res *Result) {
 		switch c.Outcome {
 		case Published:
 			log.Info("published", "dir", c.Dir)
+		case Adopted:
+			log.Info("adopted: stored by another tool with the same content, indexed from the stored bytes", "dir", c.Dir)
 		case Failed:
 			log.Error("chart failed", "dir", c.Dir, "reason", c.Reason, "err", c.Err)
 		}
@@ -27,13 +29,19 @@ func (s *Syncer) record(start time.Time, res *Result) {
 	for _, r := range res.Repos {
 		log := s.log.With("repository", r.Name)
 		for _, f := range r.Repaired {
-			log.Warn("index entry restored from the store", "chart", f)
+			log.Warn("index entry lost to a concurrent index write, added back from the stored package", "chart", f)
+		}
+		for _, f := range r.Adopted {
+			log.Info("stored package indexed for the first time (stored by another tool, or by another publisher not done yet)", "chart", f)
 		}
 		for _, f := range r.Missing {
 			log.Warn("index entry without a stored package", "chart", f)
 		}
 		for _, f := range r.Modified {
-			log.Error("stored package differs from its index digest", "chart", f)
+			log.Error("stored package differs from its index digest, and this site cannot restore the indexed bytes", "chart", f)
+		}
+		for _, f := range r.Edited {
+			log.Error("index entry's digest was changed, the stored package was not: the index was edited", "chart", f)
 		}
 	}
 
@@ -54,7 +62,7 @@ func (s *Syncer) record(start time.Time, res *Result) {
 		switch c.Outcome {
 		case Published:
 			m.ChartsPublished.WithLabelValues(c.Repository).Inc()
-		case Skipped:
+		case Adopted, Skipped:
 			m.ChartsSkipped.WithLabelValues(c.Repository).Inc()
 		case Failed:
 			m.ChartsFailed.WithLabelValues(c.Repository, c.Reason).Inc()
@@ -70,6 +78,9 @@ func (s *Syncer) record(start time.Time, res *Result) {
 			}
 			m.IndexEntries.WithLabelValues(r.Name).Set(float64(r.Entries))
 			m.IndexRepairs.WithLabelValues(r.Name).Add(float64(len(r.Repaired)))
+			m.IndexAdopted.WithLabelValues(r.Name).Add(float64(len(r.Adopted)))
+			m.PackagesRestored.WithLabelValues(r.Name).Add(float64(len(r.Restored)))
+			m.IndexEditedEntries.WithLabelValues(r.Name).Set(float64(len(r.Edited)))
 			m.IndexMissingPackages.WithLabelValues(r.Name).Set(float64(len(r.Missing)))
 			m.ModifiedPackages.WithLabelValues(r.Name).Set(float64(len(r.Modified)))
 		}

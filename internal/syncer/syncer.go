@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -31,8 +32,9 @@ type Outcome string
 
 const (
 	Published Outcome = "published" // stored and indexed by this cycle
+	Adopted   Outcome = "adopted"   // stored by another tool with the same content; indexed from the stored bytes
 	Pending   Outcome = "pending"   // plan only: would be published
-	Skipped   Outcome = "skipped"   // already in the index
+	Skipped   Outcome = "skipped"   // already in the index, with this content
 	Failed    Outcome = "failed"    // see Reason and Err
 )
 
@@ -51,14 +53,17 @@ type ChartResult struct {
 // RepoResult is one repository's state after the cycle.
 type RepoResult struct {
 	Name        string
-	Entries     int // chart versions in the index
-	GitCharts   int // distinct chart names found in git
-	GitVersions int // distinct (name, version) pairs found in git
-	Conflicts   int // directories in a (name, version) conflict
-	Repaired    []string
+	Entries     int      // chart versions in the index
+	GitCharts   int      // distinct chart names found in git
+	GitVersions int      // distinct (name, version) pairs found in git
+	Conflicts   int      // directories in a (name, version) or file name conflict
+	Repaired    []string // lost index entries added back (see publisher.Report)
+	Adopted     []string // stored packages indexed for the first time
+	Restored    []string // packages put back to their indexed bytes
 	Missing     []string
 	Modified    []string
-	Err         error // the repository could not be processed at all
+	Edited      []string // index entries whose digest was edited
+	Err         error    // the repository could not be processed at all
 }
 
 // Result is the outcome of one cycle.
@@ -99,7 +104,7 @@ func (r *Result) OK() bool {
 		return false
 	}
 	for _, rr := range r.Repos {
-		if len(rr.Modified) > 0 {
+		if len(rr.Modified) > 0 || len(rr.Edited) > 0 {
 			return false
 		}
 	}
@@ -114,7 +119,10 @@ type Syncer struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	digests map[string]*publisher.DigestCache
-	signers map[string]*packager.Signer // by repository; absent: unsigned
+	memory  map[string]*publisher.Memory // by repository
+	builds  map[string]*buildCache       // by repository
+	signers map[string]*packager.Signer  // by repository; absent: unsigned
+	linter  *packager.Linter             // lints in a bounded child process; verdicts cached in the state dir
 }
 
 // Check makes every check New makes, creating nothing and contacting
@@ -164,7 +172,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 		return nil, err
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
-		digests: map[string]*publisher.DigestCache{}, signers: signers}
+		digests: map[string]*publisher.DigestCache{}, memory: map[string]*publisher.Memory{},
+		builds: map[string]*buildCache{}, signers: signers}
+	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
+		return nil, err
+	}
 	for name, sc := range cfg.Stores {
 		st, err := stores.Open(ctx, sc, lookupEnv)
 		if err != nil {
@@ -177,6 +189,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 	}
 	for _, r := range cfg.Repositories {
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".json"))
+		s.memory[r.Name] = publisher.LoadMemory(filepath.Join(cfg.StateDir, "memory", r.Name+".json"))
+		s.builds[r.Name] = loadBuildCache(filepath.Join(cfg.StateDir, "builds", r.Name+".json"))
 		if m != nil {
 			m.InitRepository(r.Name)
 		}
@@ -203,7 +217,7 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 	} else {
 		res.Commit, res.CommitTime = tree.Commit, tree.Time
 		for _, r := range s.cfg.Repositories {
-			s.repository(ctx, tree.Root, r, publish, res)
+			s.repository(ctx, tree.FS, r, publish, res)
 		}
 	}
 	if ctx.Err() != nil && res.Err == nil {
@@ -247,7 +261,7 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 
 // repository processes one [[repository]]: discover, decide, package,
 // publish.
-func (s *Syncer) repository(ctx context.Context, root string, r config.Repository, publish bool, res *Result) {
+func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository, publish bool, res *Result) {
 	rr := RepoResult{Name: r.Name}
 	defer func() { res.Repos = append(res.Repos, rr) }()
 	add := func(c ChartResult) {
@@ -255,33 +269,43 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		res.Charts = append(res.Charts, c)
 	}
 
-	charts, errs := packager.Discover(root, r.Charts)
+	charts, errs := packager.Discover(ctx, fsys, r.Charts)
 	for _, e := range errs {
 		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 	}
 	st := s.stores[r.Store]
 	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
-	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL, Digests: s.digests[r.Name]}, s.log)
-	idx, _, err := pub.Index(ctx)
+	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL,
+		Digests: s.digests[r.Name], Memory: s.memory[r.Name],
+		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
+	idx, ver, err := pub.Index(ctx)
 	if err != nil {
 		rr.Err = storeErr(err)
 		return
 	}
 	rr.Entries = publisher.Entries(idx)
 
-	// Decide: group directories by (name, version).
+	// Decide: group directories by (name, version), and (name, version)
+	// pairs by package file name.
 	type nv struct{ name, version string }
 	dirs := map[nv][]packager.Chart{}
+	files := map[string]map[nv]string{} // file name -> claimants -> a directory
 	names := map[string]bool{}
 	for _, c := range charts {
 		k := nv{c.Metadata.Name, c.Metadata.Version}
 		dirs[k] = append(dirs[k], c)
 		names[k.name] = true
+		f := publisher.Filename(k.name, k.version)
+		if files[f] == nil {
+			files[f] = map[nv]string{}
+		}
+		files[f][k] = c.Dir
 	}
 	rr.GitCharts, rr.GitVersions = len(names), len(dirs)
-	var todo []packager.Chart // in Discover's order: by directory
+	var todo, check []packager.Chart // in Discover's order: by directory
 	for _, c := range charts {
 		k := nv{c.Metadata.Name, c.Metadata.Version}
+		file := publisher.Filename(k.name, k.version)
 		switch cs := dirs[k]; {
 		case len(cs) > 1:
 			rr.Conflicts++
@@ -292,14 +316,26 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
 				Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
 					k.name, k.version, c.Dir, len(cs), strings.Join(where, ", "))})
+		case len(files[file]) > 1:
+			rr.Conflicts++
+			var others []string
+			for o, dir := range files[file] {
+				if o != k {
+					others = append(others, fmt.Sprintf("%q %s (%s)", o.name, o.version, dir))
+				}
+			}
+			slices.Sort(others)
+			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
+				Err: fmt.Errorf("chart %q %s (%s): conflict: its package file name %s is also that of %s",
+					k.name, k.version, c.Dir, file, strings.Join(others, ", "))})
 		case publisher.Lookup(idx, k.name, k.version) != nil:
-			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Skipped})
+			check = append(check, c)
 		default:
 			todo = append(todo, c)
 		}
 	}
 
-	built := s.build(ctx, root, todo, r)
+	built := s.build(ctx, fsys, todo, r, false)
 	var pkgs []publisher.Package
 	var pending []ChartResult
 	for i, c := range todo {
@@ -315,54 +351,132 @@ func (s *Syncer) repository(ctx context.Context, root string, r config.Repositor
 		}
 		cr.Warnings = built[i].pkg.Warnings
 		pkg := built[i].pkg
-		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Provenance: pkg.Provenance})
+		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Digest: pkg.Digest, Provenance: pkg.Provenance})
 		pending = append(pending, cr)
 	}
+	var indexed []ChartResult
+	for _, c := range check {
+		indexed = append(indexed, ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Skipped})
+	}
+	pkgs = append(pkgs, s.published(ctx, fsys, check, r, res.Commit)...)
 	if !publish {
-		for _, cr := range pending {
+		for _, cr := range append(pending, indexed...) {
 			add(cr)
 		}
 		return
 	}
 
-	rep, err := pub.Publish(ctx, pkgs)
+	rep, err := pub.PublishOn(ctx, idx, ver, pkgs)
 	if err != nil {
 		rr.Err = storeErr(err)
 	}
 	rr.Entries = rep.Entries
-	rr.Repaired, rr.Missing, rr.Modified = rep.Repaired, rep.Missing, rep.Modified
+	rr.Repaired, rr.Adopted, rr.Restored = rep.Repaired, rep.Adopted, rep.Restored
+	rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
+	for _, cr := range indexed {
+		file := publisher.Filename(cr.Name, cr.Version)
+		if cerr := rep.Failed[file]; cerr != nil {
+			cr.Outcome, cr.Reason = Failed, failReason(cerr)
+			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
+		}
+		add(cr)
+	}
 	for _, cr := range pending {
 		file := publisher.Filename(cr.Name, cr.Version)
 		cerr := rep.Failed[file]
 		switch {
 		case cerr == nil && slices.Contains(rep.Published, file):
 			cr.Outcome = Published
+		case cerr == nil && slices.Contains(rep.Adopted, file):
+			cr.Outcome = Adopted
 		case cerr == nil && err != nil:
 			cerr = fmt.Errorf("not published: store %s failed (see the repository's error)", r.Store)
 		case cerr == nil:
-			cerr = errors.New("not in the index after publishing")
+			cerr = errors.New("stored, but not in the store's listing yet: a later cycle indexes it")
 		}
 		if cerr != nil {
-			cr.Outcome, cr.Reason = Failed, metrics.ReasonStore
+			cr.Outcome, cr.Reason = Failed, failReason(cerr)
 			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
 		}
 		add(cr)
 	}
+	if err := s.builds[r.Name].save(); err != nil {
+		s.log.Warn("save build cache", "repository", r.Name, "err", err)
+	}
+}
+
+// failReason classifies a publisher's per-chart error.
+func failReason(err error) string {
+	switch {
+	case errors.Is(err, publisher.ErrContentDiffers):
+		return metrics.ReasonContentDiffers
+	case errors.Is(err, publisher.ErrNameClaimed):
+		return metrics.ReasonConflict
+	}
+	return metrics.ReasonStore
+}
+
+// published returns this site's builds of chart versions that are already
+// indexed, for the publisher to compare with the index: the digest from the
+// build cache when the commit has not changed (with a way to build the
+// bytes should the publisher need them), else built now, in parallel. A
+// chart that no longer builds is logged and left out: it is published
+// already, and there is nothing to compare.
+func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, commit string) []publisher.Package {
+	cache := s.builds[r.Name]
+	var out []publisher.Package
+	var fresh []packager.Chart
+	for _, c := range charts {
+		md := c.Metadata
+		sum, ok := cache.lookup(commit, c.Dir, md.Name, md.Version)
+		if !ok {
+			fresh = append(fresh, c)
+			continue
+		}
+		load := func(ctx context.Context) ([]byte, error) {
+			b := s.build(ctx, fsys, []packager.Chart{c}, r, true)[0]
+			if b.err != nil {
+				return nil, b.err
+			}
+			return b.pkg.Data, nil
+		}
+		out = append(out, publisher.Package{Metadata: md, Digest: sum, Load: load})
+	}
+	for i, b := range s.build(ctx, fsys, fresh, r, true) {
+		c := fresh[i]
+		if b.err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("published chart version no longer builds: cannot compare it with the published package",
+					"repository", r.Name, "chart", c.Metadata.Name, "version", c.Metadata.Version, "dir", c.Dir, "err", b.err)
+			}
+			continue
+		}
+		cache.put(commit, c.Dir, builtEntry{Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: b.pkg.Digest})
+		out = append(out, publisher.Package{Metadata: b.pkg.Metadata, Data: b.pkg.Data, Digest: b.pkg.Digest})
+	}
+	return out
 }
 
 // build packages charts in parallel, one worker per core. out[i] is the
 // result for charts[i].
-func (s *Syncer) build(ctx context.Context, root string, charts []packager.Chart, r config.Repository) []built {
-	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name]}
-	if r.Lint == "warn" {
+//
+// With compare set the builds are of published versions, only to compare
+// digests: lint findings are warnings and nothing is signed (signing does
+// not change the package bytes).
+func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, compare bool) []built {
+	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
+	if r.Lint == "warn" || compare {
 		opts.Lint = packager.LintWarn
+	}
+	if compare {
+		opts.Signer = nil
 	}
 	out := make([]built, len(charts))
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range charts {
 		g.Go(func() error {
-			out[i].pkg, out[i].err = packager.Build(ctx, root, c, opts)
+			out[i].pkg, out[i].err = packager.Build(ctx, fsys, c, opts)
 			return nil
 		})
 	}

@@ -1,10 +1,17 @@
 // Package local is a store.Store on a local directory. Objects are plain
 // files, so any web server (or `chartsync serve`) can serve the directory
 // as a chart repository.
+//
+// Writes go through temporary files in one directory at the root,
+// .chartsync-tmp, which is never an object: List skips it and no key can
+// name it. A temporary file is linked or renamed into place only once it is
+// complete and synced, so no reader of the served directories ever sees a
+// partial object or a temporary name. Leftovers of a killed run are removed
+// when the store is opened. The whole directory tree must be one file
+// system (link(2) and rename(2) do not cross file systems).
 package local
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 )
@@ -35,7 +43,17 @@ type Store struct {
 	mu   sync.Mutex // serialises Replace within the process
 }
 
-// New returns a Store rooted at cfg.Path, creating the directory.
+// TempDir is the directory under the root that holds temporary files.
+const TempDir = ".chartsync-tmp"
+
+// leftoverAge is how old an unlocked temporary file must be before it is
+// taken for a leftover: a live writer locks its file right after creating
+// it, so the age only covers that instant.
+const leftoverAge = time.Minute
+
+// New returns a Store rooted at cfg.Path, creating the directory, and
+// removes the temporary files of earlier runs that were killed (best
+// effort: a read-only store, as `chartsync serve` may have, is fine).
 func New(_ context.Context, cfg Config) (*Store, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("local store: path must be set")
@@ -43,7 +61,9 @@ func New(_ context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
 		return nil, fmt.Errorf("local store: %w", err)
 	}
-	return &Store{root: cfg.Path}, nil
+	s := &Store{root: cfg.Path}
+	s.removeLeftovers(time.Now().Add(-leftoverAge))
+	return s, nil
 }
 
 func (s *Store) String() string { return "file://" + s.root }
@@ -52,48 +72,90 @@ func (s *Store) String() string { return "file://" + s.root }
 // lock, between all processes on the host (not across NFS clients).
 func (s *Store) Atomic() bool { return true }
 
+// file returns the path of key, or an error wrapping store.ErrInvalidKey
+// for a key that cannot name an object.
 func (s *Store) file(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || !filepath.IsLocal(key) {
-		return "", fmt.Errorf("invalid key %q", key)
+	if key == "" || strings.HasPrefix(key, "/") || !filepath.IsLocal(key) || strings.ContainsRune(key, 0) ||
+		key == TempDir || strings.HasPrefix(key, TempDir+"/") {
+		return "", fmt.Errorf("key %q: %w", key, store.ErrInvalidKey)
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
 
-// Get implements store.Store.
-func (s *Store) Get(ctx context.Context, key string) ([]byte, string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, "", err
+// readErr maps the error of opening key for reading to the store's
+// sentinels: a name too long to exist does not exist.
+func readErr(op, key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENAMETOOLONG) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%s %s: %w", op, key, store.ErrNotExist)
 	}
-	name, err := s.file(key)
-	if err != nil {
-		return nil, "", err
-	}
-	b, ver, err := read(name)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", fmt.Errorf("get %s: %w", key, store.ErrNotExist)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("get %s: %w", key, err)
-	}
-	return b, ver, nil
+	return fmt.Errorf("%s %s: %w", op, key, err)
 }
 
-// read returns a file's bytes and its version, both from one open file.
-func read(name string) ([]byte, string, error) {
-	f, err := os.Open(name)
+// writeErr marks the errors that concern only this key's name.
+func writeErr(op, key string, err error) error {
+	if errors.Is(err, syscall.ENAMETOOLONG) {
+		return fmt.Errorf("%s %s: %w: %w", op, key, store.ErrInvalidKey, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, string, error) {
+	f, obj, err := s.open(ctx, "get", key)
 	if err != nil {
 		return nil, "", err
 	}
 	defer f.Close()
+	b := make([]byte, obj.Size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		// The file is never written in place: a short read is a fault.
+		return nil, "", fmt.Errorf("get %s: %w", key, err)
+	}
+	return b, obj.Version, nil
+}
+
+// Open implements store.Store. The reader is the open file (an
+// io.ReadSeeker): it keeps reading the same bytes even if the key is
+// replaced meanwhile.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
+	f, obj, err := s.open(ctx, "open", key)
+	if err != nil {
+		return nil, store.Object{}, err
+	}
+	return f, obj, nil
+}
+
+func (s *Store) open(ctx context.Context, op, key string) (*os.File, store.Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, store.Object{}, err
+	}
+	name, err := s.file(key)
+	if err != nil {
+		return nil, store.Object{}, fmt.Errorf("%s %s: %w", op, key, store.ErrNotExist)
+	}
+	f, fi, err := open(name)
+	if err != nil {
+		return nil, store.Object{}, readErr(op, key, err)
+	}
+	return f, store.Object{Key: key, Size: fi.Size(), Version: version(fi)}, nil
+}
+
+// open opens a regular file for reading.
+func open(name string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, "", err
+		f.Close()
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, "", fs.ErrNotExist // a directory of keys is not an object
+		f.Close()
+		return nil, nil, fs.ErrNotExist // a directory of keys is not an object
 	}
-	b, err := io.ReadAll(f)
-	return b, version(fi), err
+	return f, fi, nil
 }
 
 // version identifies one file's content: every write is a new inode (the
@@ -109,24 +171,28 @@ func version(fi fs.FileInfo) string {
 
 // Create implements store.Store: the bytes are written to a temporary file,
 // synced, then linked to the final name, which fails if the name exists.
+// A name the file system cannot hold (ENAMETOOLONG) is store.ErrInvalidKey.
 func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	name, err := s.file(key)
 	if err != nil {
-		return err
+		return fmt.Errorf("create: %w", err)
 	}
-	tmp, err := s.writeTemp(name, data)
+	tmp, err := s.writeTemp(data)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, name); err != nil {
+	defer tmp.discard()
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return writeErr("create", key, err)
+	}
+	if err := os.Link(tmp.name, name); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", key, store.ErrExist)
 		}
-		return fmt.Errorf("create %s: %w", key, err)
+		return writeErr("create", key, err)
 	}
 	return syncDir(filepath.Dir(name))
 }
@@ -139,12 +205,12 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string
 	}
 	name, err := s.file(key)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("replace: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return "", fmt.Errorf("replace %s: %w", key, err)
+		return "", writeErr("replace", key, err)
 	}
 	unlock, err := lockDir(filepath.Dir(name))
 	if err != nil {
@@ -152,34 +218,41 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string
 	}
 	defer unlock()
 
-	_, cur, err := read(name)
+	var cur string
+	f, fi, err := open(name)
+	if err == nil {
+		cur = version(fi)
+		f.Close()
+	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && ver != "":
 		return "", fmt.Errorf("replace %s: %w", key, store.ErrNotExist)
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return "", fmt.Errorf("replace %s: %w", key, err)
+		return "", writeErr("replace", key, err)
 	case ver == "" || cur != ver:
 		return "", fmt.Errorf("replace %s: %w", key, store.ErrConflict)
 	}
-	tmp, err := s.writeTemp(name, data)
+	tmp, err := s.writeTemp(data)
 	if err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
-	if err := os.Rename(tmp, name); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("replace %s: %w", key, err)
+	defer tmp.discard()
+	if err := os.Rename(tmp.name, name); err != nil {
+		return "", writeErr("replace", key, err)
 	}
-	fi, err := os.Stat(name)
+	fi, err = os.Stat(name)
 	if err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
 	return version(fi), syncDir(filepath.Dir(name))
 }
 
-// List implements store.Store. Temporary and lock files are not objects.
+// List implements store.Store. The temporary directory, and the temporary
+// files that earlier releases kept next to the objects, are not objects.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error) {
 	var objs []store.Object
+	tmpDir := filepath.Join(s.root, TempDir)
 	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -190,7 +263,10 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || isScratch(d.Name()) {
+		if d.IsDir() && p == tmpDir {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() || isOldScratch(d.Name()) {
 			return nil
 		}
 		rel, err := filepath.Rel(s.root, p)
@@ -215,36 +291,94 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 	return objs, nil
 }
 
-const scratchPrefix = ".chartsync-tmp-"
+// oldScratchPrefix starts the temporary files that releases before
+// TempDir wrote next to the objects.
+const oldScratchPrefix = ".chartsync-tmp-"
 
-func isScratch(base string) bool {
-	return strings.HasPrefix(base, scratchPrefix)
+func isOldScratch(base string) bool {
+	return strings.HasPrefix(base, oldScratchPrefix)
 }
 
-func (s *Store) writeTemp(name string, data []byte) (string, error) {
-	dir := filepath.Dir(name)
+// temp is a complete, synced temporary file, locked (flock) for as long as
+// its writer may still link or rename it.
+type temp struct {
+	f    *os.File
+	name string
+}
+
+// discard removes the temporary name (the object keeps its own link) and
+// releases the lock.
+func (t *temp) discard() {
+	os.Remove(t.name)
+	t.f.Close()
+}
+
+// writeTemp writes data to a new file in TempDir, synced and locked.
+func (s *Store) writeTemp(data []byte) (*temp, error) {
+	dir := filepath.Join(s.root, TempDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return nil, err
 	}
-	f, err := os.CreateTemp(dir, scratchPrefix+"*")
+	f, err := os.CreateTemp(dir, "*")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = io.Copy(f, bytes.NewReader(data))
+	t := &temp{f: f, name: f.Name()}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Chmod(0o644)
 	}
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		os.Remove(f.Name())
-		return "", err
+		t.discard()
+		return nil, err
 	}
-	return f.Name(), nil
+	return t, nil
+}
+
+// removeLeftovers removes what killed runs left behind: files in TempDir
+// that no live writer holds locked, and temporary files of earlier
+// releases next to the objects, both last written before cutoff. Errors
+// are ignored: leftovers are never objects, only clutter.
+func (s *Store) removeLeftovers(cutoff time.Time) {
+	dir := filepath.Join(s.root, TempDir)
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.ModTime().Before(cutoff) {
+				removeUnlocked(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil
+		case d.IsDir() && p == dir:
+			return filepath.SkipDir
+		case d.Type().IsRegular() && isOldScratch(d.Name()):
+			if info, err := d.Info(); err == nil && info.ModTime().Before(cutoff) {
+				os.Remove(p)
+			}
+		}
+		return nil
+	})
+}
+
+// removeUnlocked removes name unless a live writer holds its lock.
+func removeUnlocked(name string) {
+	f, err := os.Open(name)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		os.Remove(name)
+	}
 }
 
 func syncDir(dir string) error {

@@ -4,10 +4,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"path"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +25,12 @@ var (
 	ErrExist = errors.New("object already exists")
 	// ErrConflict: Replace whose version no longer matches the stored object.
 	ErrConflict = errors.New("object changed concurrently")
+	// ErrInvalidKey: Create or Replace of a key this backend cannot store
+	// (a file name longer than the file system allows, a NUL byte, a key
+	// that leaves the store). It concerns that key alone: other keys can
+	// still be written. Get and Open of a key that cannot be stored report
+	// ErrNotExist, since no object can exist under it, or ErrInvalidKey.
+	ErrInvalidKey = errors.New("key cannot be stored")
 )
 
 // Object describes one stored object as a listing reports it.
@@ -37,6 +48,15 @@ type Object struct {
 type Store interface {
 	// Get returns the object's bytes and its version, or ErrNotExist.
 	Get(ctx context.Context, key string) (data []byte, version string, err error)
+	// Open returns a reader of the object's bytes and the object's size and
+	// version, or ErrNotExist, without reading the bytes: a caller can
+	// refuse an object by its size, or stream it. The reader yields the
+	// bytes of that one version (Size of them, unless reading fails: a
+	// broken connection or a corrupt body is an error from Read or Close,
+	// never a silent short read). If it also implements io.Seeker, seeking
+	// stays within that version. The caller must Close it; ctx bounds the
+	// whole read.
+	Open(ctx context.Context, key string) (io.ReadCloser, Object, error)
 	// Create stores data under key if no object exists there, else returns
 	// ErrExist and leaves the stored object untouched. On a backend without
 	// atomic create (Swift) two racing Creates may both succeed; callers
@@ -107,4 +127,68 @@ func ContentType(key string) string {
 		return "application/pgp-signature"
 	}
 	return "application/octet-stream"
+}
+
+// ErrTooLarge: an object is larger than the caller's limit for it. The
+// error wrapping it names the key, the size and the limit.
+var ErrTooLarge = errors.New("object too large")
+
+// ReadLimited returns the bytes and version of the object at key, or an
+// error wrapping ErrTooLarge when it holds more than limit bytes (limit <= 0
+// means no limit). It refuses by the size Open reports, before reading
+// anything, and stops reading a body that turns out longer than announced,
+// so that memory stays within limit.
+func ReadLimited(ctx context.Context, s Store, key string, limit int64) ([]byte, string, error) {
+	r, obj, err := s.Open(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	defer r.Close()
+	if limit > 0 && obj.Size > limit {
+		return nil, "", TooLarge(key, obj.Size, limit)
+	}
+	max := obj.Size
+	if limit > 0 {
+		max = limit
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(min(obj.Size, max)) + bytes.MinRead)
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", key, err)
+	}
+	if limit > 0 && n > limit {
+		return nil, "", TooLarge(key, n, limit)
+	}
+	if err := r.Close(); err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", key, err)
+	}
+	return buf.Bytes(), obj.Version, nil
+}
+
+// TooLarge returns the error for an object of size bytes (at least) at key
+// that is above limit.
+func TooLarge(key string, size, limit int64) error {
+	return fmt.Errorf("%s: %s is above the limit of %s: %w", key, FormatSize(size), FormatSize(limit), ErrTooLarge)
+}
+
+// FormatSize writes a byte count for people: "20 MiB", "512 B", and the
+// exact count after a rounded one: "1.5 GiB (1610612736 B)".
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0") + " " + string("KMGTPE"[exp]) + "iB"
+	if n%div != 0 {
+		s += fmt.Sprintf(" (%d B)", n)
+	}
+	return s
 }

@@ -8,9 +8,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -46,6 +49,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"NestedKeys", testNestedKeys},
 		{"CancelledContext", testCancelledContext},
 		{"LargeObject", testLargeObject},
+		{"Open", testOpen},
+		{"OpenMissing", testOpenMissing},
+		{"OpenLarge", testOpenLarge},
+		{"ReadLimited", testReadLimited},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,6 +354,12 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	if _, err := s.List(ctx, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("List: err = %v, want context.Canceled", err)
 	}
+	if r, _, err := s.Open(ctx, "a.tgz"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Open: err = %v, want context.Canceled", err)
+		if err == nil {
+			r.Close()
+		}
+	}
 	if got := mustList(t, s, ""); len(got) != 0 {
 		t.Errorf("after cancelled writes, List = %+v, want nothing written", got)
 	}
@@ -373,6 +386,113 @@ func testLargeObject(t *testing.T, s store.Store) {
 	listed := mustList(t, s, "big")
 	if len(listed) != 1 || listed[0].Size != int64(len(data)) {
 		t.Errorf("List = %+v, want one object of size %d", listed, len(data))
+	}
+}
+
+func testOpen(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	data := []byte("apiVersion: v1\nentries: {}\n")
+	if err := s.Create(ctx, "repo/index.yaml", data); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	_, version := mustGet(t, s, "repo/index.yaml")
+	r, obj, err := s.Open(ctx, "repo/index.yaml")
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("Open read %q, want %q", got, data)
+	}
+	if obj.Key != "repo/index.yaml" || obj.Size != int64(len(data)) || obj.Version != version {
+		t.Errorf("Open object = %+v, want key repo/index.yaml, size %d, version %q (from Get)", obj, len(data), version)
+	}
+	// An object opened but not read is closed cleanly.
+	r, _, err = s.Open(ctx, "repo/index.yaml")
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("Close of an unread object: %v", err)
+	}
+}
+
+func testOpenMissing(t *testing.T, s store.Store) {
+	if err := s.Create(t.Context(), "dir/a.tgz", []byte("a")); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	for _, key := range []string{"missing.tgz", "dir/missing.tgz", "dir"} {
+		r, _, err := s.Open(t.Context(), key)
+		if !errors.Is(err, store.ErrNotExist) {
+			t.Errorf("Open(%q): err = %v, want ErrNotExist", key, err)
+		}
+		if r != nil {
+			t.Errorf("Open(%q) on error returned a reader", key)
+			r.Close()
+		}
+	}
+}
+
+// testOpenLarge streams an object larger than any buffer in the way, in
+// small reads, and checks every byte.
+func testOpenLarge(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	data := make([]byte, 9<<20+7)
+	rand.Read(data)
+	if err := s.Create(ctx, "big.tgz", data); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	r, obj, err := s.Open(ctx, "big.tgz")
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer r.Close()
+	if obj.Size != int64(len(data)) {
+		t.Errorf("Open size = %d, want %d", obj.Size, len(data))
+	}
+	h := sha256.New()
+	buf := make([]byte, 4093)
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{r}, buf)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	want := sha256.Sum256(data)
+	if n != int64(len(data)) || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Errorf("streamed %d bytes with another digest; want the %d bytes written", n, len(data))
+	}
+}
+
+func testReadLimited(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	data := bytes.Repeat([]byte("x"), 1000)
+	if err := s.Create(ctx, "index.yaml", data); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	_, version := mustGet(t, s, "index.yaml")
+	for _, limit := range []int64{1000, 0, 1 << 20} {
+		got, v, err := store.ReadLimited(ctx, s, "index.yaml", limit)
+		if err != nil || !bytes.Equal(got, data) || v != version {
+			t.Errorf("ReadLimited(limit %d) = %d bytes, %q, %v; want the 1000 bytes, %q", limit, len(got), v, err, version)
+		}
+	}
+	_, _, err := store.ReadLimited(ctx, s, "index.yaml", 999)
+	if !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("ReadLimited(limit 999): err = %v, want ErrTooLarge", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "index.yaml") || !strings.Contains(msg, "999 B") || !strings.Contains(msg, "1000 B") {
+		t.Errorf("error %q should name the object, its size and the limit", msg)
+	}
+	if _, _, err := store.ReadLimited(ctx, s, "missing.yaml", 10); !errors.Is(err, store.ErrNotExist) {
+		t.Errorf("ReadLimited of a missing key: err = %v, want ErrNotExist", err)
 	}
 }
 

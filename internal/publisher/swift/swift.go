@@ -39,10 +39,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +119,8 @@ type Store struct {
 	retries   int
 	backoff   time.Duration // wait before the first retry; doubles after each
 	pageSize  int           // names per listing request
+	// stagingMaxAge is the age at which List deletes a staging object.
+	stagingMaxAge time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -181,6 +186,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		retries:   retries,
 		backoff:   100 * time.Millisecond,
 		pageSize:  10000,
+
+		stagingMaxAge: StagingMaxAge,
 	}
 	if cfg.CreateContainer {
 		// PUT of an existing container is a no-op (202) that keeps its
@@ -233,16 +240,97 @@ func (s *Store) notFound(ctx context.Context, err error) error {
 	return store.ErrNotExist
 }
 
-// Create stores data under key with If-None-Match: *, or returns
-// store.ErrExist. Not atomic: see the package comment.
+// Create stores data under key unless an object exists there, so that the
+// moment the final name is claimed does not depend on how long the upload
+// takes:
+//
+//  1. a HEAD of key: an existing object gives store.ErrExist before any
+//     upload;
+//  2. an upload to a staging name no reader lists (see StagingDir);
+//  3. a second HEAD of key (store.ErrExist if an object appeared), then a
+//     server-side copy (PUT with X-Copy-From) of the staging object to key;
+//  4. a delete of the staging object.
+//
+// Swift's copy cannot carry If-None-Match: * for the destination (the copy
+// middleware applies conditional headers to the source, which exists), so
+// the check of step 3 is the HEAD. Another writer's object that appears
+// between that HEAD and the copy is overwritten: a window of two short
+// requests (milliseconds, see docs/consistency.md), where a plain PUT's
+// window is its whole upload. A staging object left behind by a crash is
+// deleted by a later List (see List). These deletes of the store's own
+// staging names are the only deletes the store ever does.
 func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
-	if _, err := s.put(ctx, key, data, "", store.ErrExist); err != nil {
+	if err := s.absent(ctx, key); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	staging := stagingKey(key)
+	if _, err := s.put(ctx, staging, data, "", store.ErrExist, ""); err != nil {
+		return fmt.Errorf("create %s: upload to %s: %w", key, staging, err)
+	}
+	err := s.absent(ctx, key)
+	if err == nil {
+		_, err = s.put(ctx, key, data, "", store.ErrExist, staging)
+	}
+	// The staging object has served its purpose whatever the copy did.
+	s.deleteStaging(context.WithoutCancel(ctx), staging)
+	if err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
 	return nil
+}
+
+// deleteStaging deletes a staging object, trying again after a transport
+// error (a keep-alive connection the server closed); a failure leaves it to
+// a later List.
+func (s *Store) deleteStaging(ctx context.Context, key string) {
+	for attempt := range 3 {
+		err := s.conn.ObjectDelete(ctx, s.container, key)
+		if err == nil || errors.Is(err, swift.ObjectNotFound) || statusCode(err) != 0 {
+			return
+		}
+		if store.Backoff(ctx, s.backoff, time.Second, attempt+1) != nil {
+			return
+		}
+	}
+}
+
+// absent returns nil if no object is stored under key, else store.ErrExist
+// or the error that kept it from knowing.
+func (s *Store) absent(ctx context.Context, key string) error {
+	_, _, err := s.conn.Object(ctx, s.container, key)
+	if err == nil {
+		return store.ErrExist
+	}
+	if err = s.notFound(ctx, err); !errors.Is(err, store.ErrNotExist) {
+		return fmt.Errorf("check: %w", err)
+	}
+	return nil
+}
+
+// StagingDir is the directory, beside each object, that Create uploads to
+// before it copies the object to its final name: "<dir>/.chartsync-staging/"
+// for "<dir>/<name>". Its objects are never listed by List.
+const StagingDir = ".chartsync-staging"
+
+// StagingMaxAge is the age after which List deletes a staging object: a
+// Create that started that long ago has crashed or been given up, since its
+// copy follows its upload at once.
+const StagingMaxAge = time.Hour
+
+// stagingKey returns a fresh staging name for key.
+func stagingKey(key string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	dir, name := path.Split(key)
+	return fmt.Sprintf("%s%s/%s.%d.%s", dir, StagingDir, name, time.Now().UnixNano(), hex.EncodeToString(b[:]))
+}
+
+// isStaging reports whether key is a staging name of Create.
+func isStaging(key string) bool {
+	return strings.HasPrefix(key, StagingDir+"/") || strings.Contains(key, "/"+StagingDir+"/")
 }
 
 // Replace checks that the stored object's ETag is version ("": that no
@@ -257,7 +345,7 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, version st
 	if err := s.check(ctx, key, version); err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
-	newVersion, err := s.put(ctx, key, data, version, store.ErrConflict)
+	newVersion, err := s.put(ctx, key, data, version, store.ErrConflict, "")
 	if err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
@@ -285,15 +373,26 @@ func (s *Store) check(ctx context.Context, key, version string) error {
 
 // put writes data under key. With version "" the PUT carries If-None-Match:
 // *, whose 412 gives refused; otherwise it carries If-Match: version, which
-// Swift ignores but a server that honours it turns into a real guard. It
-// returns the new version.
-func (s *Store) put(ctx context.Context, key string, data []byte, version string, refused error) (string, error) {
+// Swift ignores but a server that honours it turns into a real guard. With
+// copyFrom set, the PUT sends no body and no condition (the copy middleware
+// would apply it to the source) but copies the object copyFrom, which must
+// hold exactly data, on the server; after an unknown outcome the read-back
+// still refuses to go on over other bytes. It returns the new version.
+func (s *Store) put(ctx context.Context, key string, data []byte, version string, refused error, copyFrom string) (string, error) {
 	sum := md5.Sum(data)
 	hash := hex.EncodeToString(sum[:])
 	headers := swift.Headers{"Content-Length": strconv.Itoa(len(data))}
-	if version == "" {
+	body, sendHash := data, hash
+	if copyFrom != "" {
+		headers["Content-Length"] = "0"
+		headers["X-Copy-From"] = (&url.URL{Path: s.container + "/" + copyFrom}).EscapedPath()
+		body, sendHash = nil, ""
+	}
+	switch {
+	case copyFrom != "":
+	case version == "":
 		headers["If-None-Match"] = "*"
-	} else {
+	default:
 		headers["If-Match"] = version
 	}
 	var (
@@ -325,12 +424,16 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 		}
 		// checkHash false with hash set: the proxy verifies the MD5 and
 		// answers 422 on a mismatch.
-		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(data), false, hash, store.ContentType(key), headers)
+		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(body), false, sendHash, store.ContentType(key), headers)
 		if err == nil {
-			if etag := strings.Trim(out["Etag"], `"`); etag != "" {
-				return etag, nil
+			etag := strings.Trim(out["Etag"], `"`)
+			switch {
+			case etag == "":
+				return hash, nil
+			case copyFrom != "" && etag != hash:
+				return "", fmt.Errorf("copy from %s stored md5 %s, want %s", copyFrom, etag, hash)
 			}
-			return hash, nil
+			return etag, nil
 		}
 		lastErr = err
 		code := statusCode(err)
@@ -343,6 +446,11 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 				}
 			}
 			return "", refused
+		case code == http.StatusNotFound && copyFrom != "":
+			if err := s.notFound(ctx, swift.ObjectNotFound); !errors.Is(err, store.ErrNotExist) {
+				return "", err
+			}
+			return "", fmt.Errorf("staging object %s vanished before the copy", copyFrom)
 		case code == http.StatusNotFound:
 			return "", s.notFound(ctx, swift.ObjectNotFound)
 		case ctx.Err() != nil:
@@ -357,12 +465,15 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 }
 
 // List returns the objects whose keys start with prefix, in key order,
-// fetching the listing a page at a time.
+// fetching the listing a page at a time. It leaves out Create's staging
+// objects, and deletes those older than StagingMaxAge: leftovers of a
+// Create that crashed between its upload and its delete.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	var objects []store.Object
+	var stale []string
 	opts := &swift.ObjectsOpts{Prefix: prefix, Limit: s.pageSize}
 	for {
 		page, err := s.conn.Objects(ctx, s.container, opts)
@@ -370,13 +481,23 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
 		for _, o := range page {
+			if isStaging(o.Name) {
+				if !o.LastModified.IsZero() && time.Since(o.LastModified) > s.stagingMaxAge {
+					stale = append(stale, o.Name)
+				}
+				continue
+			}
 			objects = append(objects, store.Object{Key: o.Name, Size: o.Bytes, Version: strings.Trim(o.Hash, `"`)})
 		}
 		if len(page) < opts.Limit {
-			return objects, nil
+			break
 		}
 		opts.Marker = page[len(page)-1].Name
 	}
+	for _, name := range stale {
+		s.deleteStaging(ctx, name)
+	}
+	return objects, nil
 }
 
 // statusCode returns the HTTP status of a failed request, or 0 when no

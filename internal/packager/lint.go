@@ -1,0 +1,424 @@
+package packager
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+)
+
+// Verdict is what helm's linter said of one package: its error-severity and
+// warning-severity findings, and, if linting ran out of time or memory,
+// Exceeded says which (the chart then fails whatever the LintMode).
+type Verdict struct {
+	Errors   []string `json:"errors,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Exceeded string   `json:"exceeded,omitempty"`
+}
+
+// Linter runs helm's linter on packages in a child process, bounded in time
+// and memory and killed when the build's context is done, and caches each
+// verdict by the package's digest, so that content already linted (and, in
+// particular, content that already failed) is never rendered again.
+//
+// Helm's template engine cannot be interrupted in-process: a template that
+// loops for minutes or allocates gigabytes would hold a worker goroutine
+// and the daemon's memory. A child process can be killed: the parent kills
+// it when Timeout is up or its resident memory passes Memory (the kernel
+// caps its address space too), so a runaway template costs about Timeout
+// and Memory, and never the daemon's own memory. The child is the
+// running executable itself (os.Executable) started with an environment
+// variable that this package's init recognises: every binary that links
+// the packager, the chartsync binary and test binaries alike, can lint in a
+// child without a subcommand of its own. It does no network I/O.
+//
+// A Linter is safe for concurrent use. The zero value is not usable; use
+// NewLinter.
+type Linter struct {
+	// Timeout bounds one lint; default 2 minutes.
+	Timeout time.Duration
+	// Memory bounds the child's resident memory, in bytes; default 1 GiB.
+	Memory int64
+	// Dir keeps verdicts across processes, one small file per package
+	// digest; "" keeps them in memory only. Files that cannot be written
+	// are skipped: the cache is an optimisation.
+	Dir string
+
+	exe   string
+	runs  atomic.Int64 // workers started, for tests
+	mu    sync.Mutex
+	cache map[string]Verdict
+}
+
+// Linter defaults.
+const (
+	DefaultLintTimeout = 2 * time.Minute
+	DefaultLintMemory  = 1 << 30
+)
+
+// NewLinter returns a Linter with the default bounds that keeps its verdicts
+// in dir (if not ""). It fails if the running executable cannot be found.
+func NewLinter(dir string) (*Linter, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find executable for the lint worker: %w", err)
+	}
+	return &Linter{Timeout: DefaultLintTimeout, Memory: DefaultLintMemory, Dir: dir, exe: exe, cache: map[string]Verdict{}}, nil
+}
+
+// Environment of the lint worker.
+const (
+	workerEnv    = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart name: be the worker
+	workerMemory = "CHARTSYNC_INTERNAL_LINT_MEMORY" // Linter.Memory
+)
+
+// asHeadroom is what the worker's address-space cap adds to Linter.Memory:
+// the Go runtime reserves about a gigabyte of address space it never uses,
+// and cannot start under a tighter cap.
+const asHeadroom = 2 << 30
+
+func init() {
+	if name := os.Getenv(workerEnv); name != "" {
+		os.Exit(lintWorker(name, os.Getenv(workerMemory), os.Stdin, os.Stdout, os.Stderr))
+	}
+}
+
+// lintWorker is the child: it caps its own address space and tells the
+// garbage collector its memory bound, reads the package from in, lints it,
+// and writes the Verdict as JSON to out.
+func lintWorker(name, memory string, in io.Reader, out, errOut io.Writer) int {
+	if n, err := strconv.ParseInt(memory, 10, 64); err == nil && n > 0 {
+		// The parent watches the resident size; the address-space cap stops
+		// a spike between two of its checks; the soft limit makes the
+		// garbage collector work harder as the bound nears.
+		lim := &syscall.Rlimit{Cur: uint64(n + asHeadroom), Max: uint64(n + asHeadroom)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_AS, lim); err != nil {
+			fmt.Fprintf(errOut, "set memory limit: %v\n", err)
+			return 3
+		}
+		debug.SetMemoryLimit(n * 3 / 4)
+	}
+	data, err := io.ReadAll(in)
+	if err != nil {
+		fmt.Fprintf(errOut, "read package: %v\n", err)
+		return 3
+	}
+	v, err := lintArchive(name, data)
+	if err != nil {
+		fmt.Fprintln(errOut, err)
+		return 3
+	}
+	if err := json.NewEncoder(out).Encode(v); err != nil {
+		fmt.Fprintln(errOut, err)
+		return 3
+	}
+	return 0
+}
+
+// lint returns the verdict on the package data of chart name, from the cache
+// or by linting it (in this process if l is nil). Errors are failures to
+// lint at all; a done ctx returns ctx.Err().
+func (l *Linter) lint(ctx context.Context, name string, data []byte, digest string) (Verdict, error) {
+	if l == nil {
+		return lintArchive(name, data)
+	}
+	key := l.key(digest)
+	if v, ok := l.lookup(key); ok {
+		return v, nil
+	}
+	v, err := l.run(ctx, name, data)
+	if err != nil {
+		return Verdict{}, err
+	}
+	l.store(key, v)
+	return v, nil
+}
+
+// run lints in a child process: killed when ctx is done, when Timeout is
+// up, or when its resident memory exceeds Memory (checked every 20 ms;
+// the child's own address space is capped at Memory plus asHeadroom, for
+// a spike between two checks).
+func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, error) {
+	timeout, memory := l.Timeout, l.Memory
+	if timeout <= 0 {
+		timeout = DefaultLintTimeout
+	}
+	if memory <= 0 {
+		memory = DefaultLintMemory
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, l.exe)
+	cmd.Env = append(os.Environ(),
+		workerEnv+"="+name, workerMemory+"="+strconv.FormatInt(memory, 10),
+		// Belt and braces: the schema check already refuses remote
+		// references, and the worker has no business on the network.
+		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1", "NO_PROXY=", "http_proxy=", "https_proxy=", "no_proxy=")
+	cmd.Stdin = bytes.NewReader(data)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &limitedBuffer{buf: &stderr, max: 64 << 10}
+	l.runs.Add(1)
+	if err := cmd.Start(); err != nil {
+		return Verdict{}, fmt.Errorf("start lint worker: %w", err)
+	}
+	var overMemory atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if rss(cmd.Process.Pid) > memory {
+					overMemory.Store(true)
+					cmd.Process.Kill()
+					return
+				}
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	switch {
+	case ctx.Err() != nil:
+		return Verdict{}, ctx.Err()
+	case cctx.Err() != nil:
+		return Verdict{Exceeded: fmt.Sprintf("lint took longer than %v: rendering stopped", timeout)}, nil
+	case overMemory.Load():
+		return Verdict{Exceeded: fmt.Sprintf("lint used more than %d MiB of memory: rendering stopped", memory>>20)}, nil
+	case err != nil:
+		msg := stderr.String()
+		if strings.Contains(msg, "out of memory") || strings.Contains(msg, "cannot allocate memory") {
+			return Verdict{Exceeded: fmt.Sprintf("lint used more than %d MiB of memory: rendering stopped", memory>>20)}, nil
+		}
+		first, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+		return Verdict{}, fmt.Errorf("lint worker: %v: %s", err, first)
+	}
+	var v Verdict
+	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
+		return Verdict{}, fmt.Errorf("lint worker: read verdict: %w", err)
+	}
+	return v, nil
+}
+
+// rss returns the resident memory of process pid in bytes, or 0 if it
+// cannot be read.
+func rss(pid int) int64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	buf *bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+// key names a verdict: the package digest, the helm that lints and the
+// bounds it lints under.
+func (l *Linter) key(digest string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "chartsync-lint/1 %s %s %d %d", helmVersion(), digest, l.Timeout, l.Memory)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var helmVersion = sync.OnceValue(func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "helm.sh/helm/v3" {
+				return m.Version
+			}
+		}
+	}
+	return "unknown"
+})
+
+func (l *Linter) lookup(key string) (Verdict, bool) {
+	l.mu.Lock()
+	v, ok := l.cache[key]
+	l.mu.Unlock()
+	if ok || l.Dir == "" {
+		return v, ok
+	}
+	data, err := os.ReadFile(filepath.Join(l.Dir, key+".json"))
+	if err != nil || json.Unmarshal(data, &v) != nil {
+		return Verdict{}, false
+	}
+	l.mu.Lock()
+	l.cache[key] = v
+	l.mu.Unlock()
+	return v, true
+}
+
+func (l *Linter) store(key string, v Verdict) {
+	l.mu.Lock()
+	l.cache[key] = v
+	l.mu.Unlock()
+	if l.Dir == "" {
+		return
+	}
+	data, err := json.Marshal(v)
+	if err != nil || os.MkdirAll(l.Dir, 0o700) != nil {
+		return
+	}
+	f, err := os.CreateTemp(l.Dir, ".tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr != nil || cerr != nil || os.Rename(f.Name(), filepath.Join(l.Dir, key+".json")) != nil {
+		os.Remove(f.Name())
+	}
+}
+
+// lintArchive unpacks the package data into a temporary directory and runs
+// helm's linter on it, so what is linted is exactly what is published. Info
+// findings are dropped.
+func lintArchive(name string, data []byte) (Verdict, error) {
+	var v Verdict
+	tmp, err := os.MkdirTemp("", "chartsync-lint-")
+	if err != nil {
+		return v, fmt.Errorf("lint: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := chartutil.Expand(tmp, bytes.NewReader(data)); err != nil {
+		return v, fmt.Errorf("lint: unpack package: %w", err)
+	}
+	chartDir := filepath.Join(tmp, name)
+	linter := lint.AllWithKubeVersionAndSchemaValidation(chartDir, map[string]interface{}{}, "default", nil, false)
+	for _, m := range linter.Messages {
+		where := m.Path
+		if rel, err := filepath.Rel(chartDir, where); err == nil && filepath.IsAbs(where) {
+			where = filepath.ToSlash(rel)
+		}
+		text := strings.ReplaceAll(m.Err.Error(), chartDir+string(filepath.Separator), "")
+		text = strings.ReplaceAll(text, chartDir, ".")
+		text = strings.Join(strings.Fields(text), " ")
+		switch m.Severity {
+		case support.ErrorSev:
+			v.Errors = append(v.Errors, fmt.Sprintf("[ERROR] %s: %s", where, text))
+		case support.WarningSev:
+			v.Warnings = append(v.Warnings, fmt.Sprintf("[WARNING] %s: %s", where, text))
+		}
+	}
+	return v, nil
+}
+
+// checkSchemas refuses a values.schema.json, in ch or any of its
+// subcharts, that refers to anything outside itself. Helm compiles schemas
+// with loaders for http, https and file URLs, resolving relative references
+// against file:///values.schema.json: a "$ref" to a URL makes lint fetch it,
+// and one to a relative or absolute path makes it read the local disk. Only
+// references within the file ("#...") and the JSON Schema drafts helm has
+// built in ("$schema") are allowed.
+func checkSchemas(ch *chart.Chart) error {
+	var visit func(ch *chart.Chart, where string) error
+	visit = func(ch *chart.Chart, where string) error {
+		if ch.Schema != nil {
+			var doc any
+			if json.Unmarshal(ch.Schema, &doc) == nil {
+				if err := checkSchemaRefs(doc, ""); err != nil {
+					return failf(ReasonLint, "%s/values.schema.json: %v", where, err)
+				}
+			}
+		}
+		for _, d := range ch.Dependencies() {
+			if err := visit(d, where+"/charts/"+d.Name()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return visit(ch, ch.Name())
+}
+
+// checkSchemaRefs walks a decoded JSON schema; ptr is the JSON pointer of v.
+func checkSchemaRefs(v any, ptr string) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			s, isString := x.(string)
+			switch {
+			case !isString:
+			case k == "$ref" || k == "$dynamicRef" || k == "$recursiveRef":
+				if !strings.HasPrefix(s, "#") {
+					return fmt.Errorf("%q %q at %q refers outside the file; helm would fetch or read it: only references within the file (\"#...\") are allowed", k, s, ptr+"/"+k)
+				}
+			case k == "$schema":
+				if !knownDraft(s) {
+					return fmt.Errorf("\"$schema\" %q at %q is not a JSON Schema draft helm has built in; helm would fetch it", s, ptr+"/"+k)
+				}
+			}
+			if k == "$vocabulary" {
+				return fmt.Errorf("\"$vocabulary\" at %q: vocabularies would be fetched", ptr)
+			}
+			if err := checkSchemaRefs(x, ptr+"/"+k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if err := checkSchemaRefs(x, ptr+"/"+strconv.Itoa(i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// knownDraft reports whether url names a metaschema the jsonschema library
+// helm uses has built in (so that it is never fetched).
+func knownDraft(url string) bool {
+	u := strings.TrimSuffix(url, "#")
+	if strings.Contains(u, "#") {
+		return false
+	}
+	u, ok := strings.CutPrefix(u, "http://")
+	if !ok {
+		if u, ok = strings.CutPrefix(u, "https://"); !ok {
+			return false
+		}
+	}
+	switch u {
+	case "json-schema.org/schema", "json-schema.org/draft/2020-12/schema", "json-schema.org/draft/2019-09/schema",
+		"json-schema.org/draft-07/schema", "json-schema.org/draft-06/schema", "json-schema.org/draft-04/schema":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,118 @@
+package packager
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// spinTemplate renders for minutes: 10^10 loop iterations.
+const spinTemplate = "{{- range until 100000 }}{{ range until 100000 }}{{ end }}{{ end }}\n"
+
+// hogTemplate renders 3 GB of output, 100 MB at a time.
+const hogTemplate = "{{- range until 30 }}{{ repeat 100000000 \"a\" }}{{ end }}\n"
+
+// TestLinterBoundsTime: a template that renders for minutes fails the chart
+// when the lint's time is up, whatever the lint mode, and its verdict is
+// cached (case 6).
+func TestLinterBoundsTime(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/spin.yaml": spinTemplate}))
+	l := testLinter(t)
+	l.Timeout = 2 * time.Second
+	start := time.Now()
+	_, err := buildOne(t, root, "charts/foo", Options{Lint: LintWarn, Linter: l})
+	d := time.Since(start)
+	wantFail(t, err, ReasonLint, "lint took longer than 2s")
+	t.Logf("spin: failed after %v", d)
+	if d > 30*time.Second {
+		t.Errorf("took %v, want about 2 s", d)
+	}
+	start = time.Now()
+	_, err = buildOne(t, root, "charts/foo", Options{Linter: l})
+	wantFail(t, err, ReasonLint, "lint took longer than 2s")
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("second build took %v: the verdict was not cached", d)
+	}
+	if l.runs.Load() != 1 {
+		t.Errorf("lint worker ran %d times, want 1", l.runs.Load())
+	}
+}
+
+// TestLinterBoundsMemory: a template that allocates gigabytes fails the
+// chart at the memory bound (case 6).
+func TestLinterBoundsMemory(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/hog.yaml": hogTemplate}))
+	l := testLinter(t)
+	l.Memory = 512 << 20
+	start := time.Now()
+	_, err := buildOne(t, root, "charts/foo", Options{Linter: l})
+	wantFail(t, err, ReasonLint, "lint used more than 512 MiB of memory")
+	t.Logf("hog: failed after %v", time.Since(start))
+}
+
+// TestLinterCancel: a done context kills the worker and Build returns the
+// context's error, not a chart failure.
+func TestLinterCancel(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/spin.yaml": spinTemplate}))
+	l := testLinter(t)
+	fsys := os.DirFS(root)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := Build(ctx, fsys, Chart{Dir: "charts/foo"}, Options{Linter: l})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Build = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("cancelled build returned after %v", d)
+	}
+	if _, ok := l.lookup(l.key("x")); ok || len(l.cache) != 0 {
+		t.Errorf("a cancelled lint left a verdict: %v", l.cache)
+	}
+}
+
+// TestLinterCache: verdicts are kept by package digest, in memory and in
+// the directory, so a new Linter on the same directory lints nothing again;
+// the findings are the same as linting in process.
+func TestLinterCache(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
+	_, inproc := buildOne(t, root, "charts/foo", Options{})
+	dir := t.TempDir()
+	l, err := NewLinter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		_, err := buildOne(t, root, "charts/foo", Options{Linter: l})
+		wantFail(t, err, ReasonLint, "[ERROR] templates/broken.yaml")
+		if err.Error() != inproc.Error() {
+			t.Errorf("build %d: %v, in process: %v", i, err, inproc)
+		}
+	}
+	if l.runs.Load() != 1 {
+		t.Errorf("worker ran %d times, want 1", l.runs.Load())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 1 {
+		t.Fatalf("cache files %v", files)
+	}
+	again, err := NewLinter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := buildOne(t, root, "charts/foo", Options{Linter: again, Lint: LintWarn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.runs.Load() != 0 || !strings.Contains(strings.Join(pkg.Warnings, "\n"), "[ERROR] templates/broken.yaml") {
+		t.Errorf("new linter on the same directory ran %d times; warnings %q", again.runs.Load(), pkg.Warnings)
+	}
+}

@@ -1,0 +1,121 @@
+package publisher
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Memory is what a publisher remembers of a repository across cycles:
+// every chart version an index read has listed, with its digest, and which
+// pairs of different package bytes were found to hold the same chart
+// content. It tells a lost index entry (listed once, missing now) from a
+// package indexed for the first time, and an index entry edited by hand
+// from a replaced package; and it spares re-reading a package to compare
+// contents. With a file it survives restarts; the zero value keeps it in
+// memory only. A lost file costs only precision: entries lost before it was
+// lost count as first seen.
+type Memory struct {
+	file  string
+	mu    sync.Mutex
+	m     memoryFile
+	dirty bool
+}
+
+type memoryFile struct {
+	// Indexed maps "name version" to the digest an index read listed.
+	Indexed map[string]string `json:"indexed"`
+	// Same maps "digestA digestB" to whether the two packages hold the
+	// same chart content.
+	Same map[string]bool `json:"same"`
+}
+
+// LoadMemory reads the memory in file; a missing or unreadable file is an
+// empty memory.
+func LoadMemory(file string) *Memory {
+	m := &Memory{file: file}
+	if b, err := os.ReadFile(file); err == nil {
+		_ = json.Unmarshal(b, &m.m)
+	}
+	m.init()
+	return m
+}
+
+func (m *Memory) init() {
+	if m.m.Indexed == nil {
+		m.m.Indexed = map[string]string{}
+	}
+	if m.m.Same == nil {
+		m.m.Same = map[string]bool{}
+	}
+}
+
+func nvKey(name, version string) string { return name + " " + version }
+
+// saw records every entry of idx as listed.
+func (m *Memory) saw(idx *Index) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	for name, cvs := range idx.Entries {
+		for _, cv := range cvs {
+			k := nvKey(name, cv.Version)
+			if _, ok := m.m.Indexed[k]; !ok {
+				m.m.Indexed[k] = cv.Digest
+				m.dirty = true
+			}
+		}
+	}
+}
+
+// indexed returns the digest an earlier index read listed for name and
+// version, the first one seen.
+func (m *Memory) indexed(name, version string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.m.Indexed[nvKey(name, version)]
+	return d, ok
+}
+
+// same returns the recorded verdict for two package digests.
+func (m *Memory) same(a, b string) (same, known bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	same, known = m.m.Same[a+" "+b]
+	return same, known
+}
+
+func (m *Memory) setSame(a, b string, same bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+	m.m.Same[a+" "+b] = same
+	m.dirty = true
+}
+
+// Save writes the memory to its file, atomically, if it changed.
+func (m *Memory) Save() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.file == "" || !m.dirty {
+		return nil
+	}
+	b, err := json.Marshal(m.m)
+	if err != nil {
+		return fmt.Errorf("save publisher memory: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(m.file), 0o755); err != nil {
+		return fmt.Errorf("save publisher memory: %w", err)
+	}
+	tmp := m.file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("save publisher memory: %w", err)
+	}
+	if err := os.Rename(tmp, m.file); err != nil {
+		return fmt.Errorf("save publisher memory: %w", err)
+	}
+	m.dirty = false
+	return nil
+}

@@ -1,0 +1,311 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
+)
+
+// Issue 8: two publishers build different bytes for one chart version; the
+// first one's upload is fast, the second one's slow (held by a proxy until
+// the first has published and indexed). The slow one must not replace the
+// published package: after each round, and after one more cycle of each
+// publisher, the stored bytes equal the index digest and are the bytes that
+// were indexed first; the slow publisher is told, every cycle, that its
+// content differs.
+
+func TestSlowWriterRaceSwift(t *testing.T) {
+	srv := testenv.Swift(t)
+	base := strings.TrimSuffix(srv.AuthURL, "/auth/v1.0")
+	for _, variant := range []string{"two repositories", "lagging branch"} {
+		t.Run(variant, func(t *testing.T) {
+			container := srv.NewContainer(t)
+			slow := testenv.NewSlowProxy(t, base)
+			fast := swiftStore(t, srv, container, srv.AuthURL)
+			slowed := swiftStore(t, srv, container, slow.URL+"/auth/v1.0")
+			slowWriterRace(t, variant, fast, slowed, slow, 3)
+		})
+	}
+}
+
+func TestSlowWriterRaceS3(t *testing.T) {
+	srv := testenv.S3(t)
+	for _, variant := range []string{"two repositories", "lagging branch"} {
+		t.Run(variant, func(t *testing.T) {
+			bucket := srv.NewBucket(t)
+			slow := testenv.NewSlowProxy(t, srv.Endpoint)
+			slowWriterRace(t, variant, s3Store(t, srv, bucket, srv.Endpoint), s3Store(t, srv, bucket, slow.URL), slow, 3)
+		})
+	}
+}
+
+// startRun starts chartsync run --once for s; wait returns its exit status
+// and output.
+func startRun(t *testing.T, s *site) (wait func() (int, string)) {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "--once", "--config", s.config)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	code := 0
+	return func() (int, string) {
+		once.Do(func() {
+			if err := cmd.Wait(); err != nil {
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				} else {
+					t.Errorf("chartsync: %v", err)
+				}
+			}
+		})
+		return code, out.String()
+	}
+}
+
+const contentDiffers = "content differs from the published package: bump the version"
+
+func slowWriterRace(t *testing.T, variant string, fastObj, slowObj objStore, proxy *testenv.SlowProxy, rounds int) {
+	prefix := ""
+	if fastObj.kind == "s3" {
+		prefix = "stable"
+	}
+	var fastSite, slowSite *site
+	var commitRound func(round int)
+	switch variant {
+	case "two repositories":
+		// Two repositories publish chart sl into one prefix, each with its
+		// own content.
+		x, y := newGitRepo(t), newGitRepo(t)
+		fastSite, slowSite = newStoreSite(t, x.dir, fastObj, prefix), newStoreSite(t, y.dir, slowObj, prefix)
+		commitRound = func(round int) {
+			v := fmt.Sprintf("%d.0.0", round)
+			x.write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: x\n"}))
+			x.commit("x " + v)
+			y.write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: y\n"}))
+			y.commit("y " + v)
+		}
+	case "lagging branch":
+		// One repository; the slow site follows a mirror that lags one
+		// commit behind, before an edit of sl that did not bump its version.
+		up := newGitRepo(t)
+		newer, lagging := bareRepo(t), bareRepo(t)
+		fastSite, slowSite = newStoreSite(t, newer.dir, fastObj, prefix), newStoreSite(t, lagging.dir, slowObj, prefix)
+		commitRound = func(round int) {
+			v := fmt.Sprintf("%d.0.0", round)
+			up.write(chart("charts/sl", "sl", v))
+			c1 := up.commit("bump sl to " + v)
+			up.write(map[string]string{"charts/sl/values.yaml": fmt.Sprintf("replicas: %d\n", round+1)})
+			c2 := up.commit("edit sl " + v + " without a bump")
+			up.git("push", "-q", "-f", lagging.dir, c1+":refs/heads/main")
+			up.git("push", "-q", "-f", newer.dir, c2+":refs/heads/main")
+		}
+	}
+
+	firstIndexed := map[string]string{}
+	for round := 1; round <= rounds; round++ {
+		file := fmt.Sprintf("sl-%d.0.0.tgz", round)
+		commitRound(round)
+		// Hold the slow site's package upload (on Swift: to its staging
+		// name; on S3: the conditional PUT) until the fast site is done.
+		proxy.SetSlow(2*time.Minute, func(r *http.Request) bool {
+			return r.Method == http.MethodPut && r.ContentLength > 0 && strings.Contains(r.URL.Path, "/"+file) ||
+				r.Method == http.MethodPut && r.ContentLength > 0 && strings.Contains(r.URL.Path, "/.chartsync-staging/"+file)
+		})
+		held := proxy.Slowed()
+		waitSlow := startRun(t, slowSite)
+		for deadline := time.Now().Add(time.Minute); proxy.Slowed() == held; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				proxy.Release()
+				code, out := waitSlow()
+				t.Fatalf("round %d: the slow site never uploaded %s: exit %d\n%s", round, file, code, out)
+			}
+		}
+		fcode, fout := fastSite.run("run", "--once")
+		if fcode != 0 || !regexp.MustCompile(`published\s+sl\s+`+regexp.QuoteMeta(fmt.Sprintf("%d.0.0", round))).MatchString(fout) {
+			proxy.Release()
+			waitSlow()
+			t.Fatalf("round %d: fast site: exit %d, want 0 and sl published\n%s", round, fcode, fout)
+		}
+		first := readState(t, fastObj.st, prefix).indexed(t)[file]
+		firstIndexed[file] = first
+		proxy.Release()
+		scode, sout := waitSlow()
+		if scode != 1 || !strings.Contains(sout, contentDiffers) {
+			t.Errorf("round %d: slow site: exit %d, want 1 and %q\n%s", round, scode, contentDiffers, sout)
+		}
+		check := func(when string) {
+			t.Helper()
+			s := readState(t, fastObj.st, prefix)
+			idx := s.indexed(t)
+			for f, want := range firstIndexed {
+				if idx[f] != want {
+					t.Errorf("round %d, %s: %s index digest %s, first indexed %s", round, when, f, idx[f], want)
+				}
+				if s.packages[f] != want {
+					t.Errorf("round %d, %s: %s stored bytes %s, first indexed %s", round, when, f, s.packages[f], want)
+				}
+			}
+			if len(s.other) > 0 {
+				t.Errorf("round %d, %s: unexpected objects %v", round, when, s.other)
+			}
+		}
+		check("after the race")
+		// One more cycle of each: the fast one is content, the slow one is
+		// told again.
+		if code, out := fastSite.run("run", "--once"); code != 0 {
+			t.Errorf("round %d: further cycle of the fast site: exit %d\n%s", round, code, out)
+		}
+		if code, out := slowSite.run("run", "--once"); code != 1 || !strings.Contains(out, contentDiffers) || strings.Contains(out, "MODIFIED") {
+			t.Errorf("round %d: further cycle of the slow site: exit %d, want 1 and %q only\n%s", round, code, contentDiffers, out)
+		}
+		check("after one more cycle of each")
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	t.Logf("%d rounds; %d uploads held", rounds, proxy.Slowed())
+}
+
+// TestAdoptOtherToolsPackagesSwift: packages written by another tool
+// (`helm package` output stored straight into the container, as a
+// ChartMuseum upload would be) with the same charts in git are adopted:
+// exit 0, a complete index of the stored bytes, each package read once;
+// the next cycle reads none and still exits 0.
+func TestAdoptOtherToolsPackagesSwift(t *testing.T) {
+	srv := testenv.Swift(t)
+	container := srv.NewContainer(t)
+	var mu sync.Mutex
+	gets := map[string]int{}
+	proxy := testenv.NewProxy(t, strings.TrimSuffix(srv.AuthURL, "/auth/v1.0"), func(r *http.Request) testenv.Fault {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, ".tgz") {
+			mu.Lock()
+			gets[filepath.Base(r.URL.Path)]++
+			mu.Unlock()
+		}
+		return testenv.Pass
+	})
+	obj := swiftStore(t, srv, container, proxy.URL+"/auth/v1.0")
+	r := newGitRepo(t)
+	names := []string{"alpha", "beta", "gamma"}
+	for _, n := range names {
+		r.write(chart("charts/"+n, n, "1.2.3"))
+	}
+	r.commit("charts")
+	h := newHelm(t)
+	pkgDir := t.TempDir()
+	want := map[string]string{}
+	for _, n := range names {
+		h.run("package", filepath.Join(r.dir, "charts", n), "--destination", pkgDir)
+		file := n + "-1.2.3.tgz"
+		b, err := os.ReadFile(filepath.Join(pkgDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := obj.st.Create(context.Background(), file, b); err != nil {
+			t.Fatal(err)
+		}
+		want[file] = sha(b)
+	}
+	s := newStoreSite(t, r.dir, obj, "")
+	code, out := s.run("run", "--once")
+	if code != 0 {
+		t.Fatalf("first cycle: exit %d, want 0\n%s", code, out)
+	}
+	for _, n := range names {
+		if !regexp.MustCompile(`stable\s+adopted\s+` + n + `\s+1\.2\.3`).MatchString(out) {
+			t.Errorf("first cycle does not report %s as adopted:\n%s", n, out)
+		}
+	}
+	if strings.Contains(out, "differs") || strings.Contains(out, "FAILED") {
+		t.Errorf("first cycle reports failures:\n%s", out)
+	}
+	mu.Lock()
+	for f := range want {
+		if gets[f] != 1 {
+			t.Errorf("first cycle read %s %d times, want once", f, gets[f])
+		}
+	}
+	clear(gets)
+	mu.Unlock()
+	stored := checkConverged(t, obj.st, "", keys(want))
+	for f, d := range want {
+		if stored[f] != d {
+			t.Errorf("%s: stored %s, helm package wrote %s: chartsync replaced it", f, stored[f], d)
+		}
+	}
+	code, out = s.run("run", "--once")
+	if code != 0 || !strings.Contains(out, "published 0, already published 3, failed 0") {
+		t.Errorf("second cycle: exit %d\n%s", code, out)
+	}
+	mu.Lock()
+	if len(gets) != 0 {
+		t.Errorf("second cycle read packages %v, want none", gets)
+	}
+	mu.Unlock()
+}
+
+// TestFileNameCollision is issue 9 case 1: chart "a-1.0.0" 1.0.0 and chart
+// "a" 1.0.0-1.0.0 both package as a-1.0.0-1.0.0.tgz. Found together in git,
+// both fail as a conflict and nothing of theirs is indexed or stored; the
+// other charts are published. Found later, against a published one, the
+// newcomer fails every cycle and the published package stays.
+func TestFileNameCollision(t *testing.T) {
+	r := newGitRepo(t)
+	r.write(merge(chart("charts/a-1.0.0", "a-1.0.0", "1.0.0"), chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
+	r.commit("collide")
+	obj := localStore(t)
+	s := newStoreSite(t, r.dir, obj, "")
+	code, out := s.run("run", "--once")
+	if code != 1 {
+		t.Errorf("exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{
+		`chart "a-1.0.0" 1.0.0 (charts/a-1.0.0): conflict: its package file name a-1.0.0-1.0.0.tgz is also that of "a" 1.0.0-1.0.0 (charts/a)`,
+		`chart "a" 1.0.0-1.0.0 (charts/a): conflict: its package file name a-1.0.0-1.0.0.tgz is also that of "a-1.0.0" 1.0.0 (charts/a-1.0.0)`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	checkConverged(t, obj.st, "", []string{"ok-1.0.0.tgz"})
+
+	// The squatter alone first, then the real chart in its place: the index
+	// gives the file name to the squatter, so the real chart fails.
+	r2 := newGitRepo(t)
+	r2.write(chart("charts/a-1.0.0", "a-1.0.0", "1.0.0"))
+	r2.commit("squat")
+	obj2 := localStore(t)
+	s2 := newStoreSite(t, r2.dir, obj2, "")
+	s2.mustRun("run", "--once")
+	before := checkConverged(t, obj2.st, "", []string{"a-1.0.0-1.0.0.tgz"})
+	r2.git("rm", "-r", "-q", "charts/a-1.0.0")
+	r2.write(chart("charts/a", "a", "1.0.0-1.0.0"))
+	r2.commit("legit replaces the squatter")
+	for cycle := range 2 {
+		code, out := s2.run("run", "--once")
+		if code != 1 || !strings.Contains(out, `chart "a" 1.0.0-1.0.0 (charts/a)`) || !strings.Contains(out, "package file name claimed by another chart version") {
+			t.Errorf("cycle %d: exit %d, want 1 and a claimed file name\n%s", cycle, code, out)
+		}
+	}
+	after := checkConverged(t, obj2.st, "", []string{"a-1.0.0-1.0.0.tgz"})
+	if after["a-1.0.0-1.0.0.tgz"] != before["a-1.0.0-1.0.0.tgz"] {
+		t.Error("the published package changed")
+	}
+	if idx := readState(t, obj2.st, "").idx; len(idx.Entries["a"]) != 0 {
+		t.Errorf("chart a indexed: %v", idx.Entries["a"])
+	}
+}
