@@ -201,3 +201,36 @@ func TestDaemonRemovesTimerModesTextfile(t *testing.T) {
 		t.Errorf("the daemon did not say it removed the textfile")
 	}
 }
+
+// Issue 13 point 1, timer mode: `run --once` against a git server that never
+// answers ends after git.timeout with exit 1, and its textfile counts a
+// timed-out cycle.
+func TestOnceAgainstAHungGitServerTimesOut(t *testing.T) {
+	gitURL, accepted := hungGitServer(t)
+	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
+	store := filepath.Join(t.TempDir(), "repo")
+	s := newSite(t, gitURL, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store),
+		fmt.Sprintf("cycle_timeout = \"3s\"\n[metrics]\ntextfile = %q\n", textfile))
+	start := time.Now()
+	code, out := s.run("run", "--once")
+	elapsed := time.Since(start)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	if elapsed > 20*time.Second {
+		t.Errorf("run --once took %s with cycle_timeout 3s", elapsed.Round(time.Millisecond))
+	}
+	if len(accepted()) == 0 {
+		t.Error("chartsync never reached the git server")
+	}
+	if !strings.Contains(out, "timed out after 3s") {
+		t.Errorf("output does not say the git fetch timed out:\n%s", out)
+	}
+	b, err := os.ReadFile(textfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := metricValue(t, string(b), "chartsync_cycles_total", map[string]string{"result": "timeout"}); v != 1 {
+		t.Errorf("chartsync_cycles_total{result=\"timeout\"} = %v, want 1", v)
+	}
+}
