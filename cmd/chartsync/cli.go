@@ -297,13 +297,22 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 		}
 		fmt.Fprintf(out, "repository %s: %d index entries", r.Name, r.Entries)
 		if n := len(r.Repaired); n > 0 {
-			fmt.Fprintf(out, ", %d restored from the store", n)
+			fmt.Fprintf(out, ", %d lost entries restored from the store", n)
+		}
+		if n := len(r.Adopted); n > 0 {
+			fmt.Fprintf(out, ", %d stored packages indexed for the first time", n)
+		}
+		if n := len(r.Restored); n > 0 {
+			fmt.Fprintf(out, ", %d packages put back to their indexed bytes (%s)", n, strings.Join(r.Restored, ", "))
 		}
 		if n := len(r.Missing); n > 0 {
 			fmt.Fprintf(out, ", %d without a stored package (%s)", n, strings.Join(r.Missing, ", "))
 		}
 		if n := len(r.Modified); n > 0 {
 			fmt.Fprintf(out, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
+		}
+		if n := len(r.Edited); n > 0 {
+			fmt.Fprintf(out, ", %d index entries EDITED: digest changed, package unchanged (%s)", n, strings.Join(r.Edited, ", "))
 		}
 		fmt.Fprintln(out)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"reflect"
 	"slices"
 	"sort"
@@ -418,20 +417,6 @@ func helmNode(v any) (*yaml.Node, error) {
 		return nil, err
 	}
 	return doc.Content[0], nil
-}
-
-// filenames maps each package file name the index refers to (the base of
-// its first url) to its entry.
-func filenames(idx *Index) map[string]*repo.ChartVersion {
-	m := map[string]*repo.ChartVersion{}
-	for _, cvs := range idx.Entries {
-		for _, cv := range cvs {
-			if len(cv.URLs) > 0 {
-				m[path.Base(cv.URLs[0])] = cv
-			}
-		}
-	}
-	return m
 }
 
 // Lookup returns idx's entry for exactly (name, version), or nil. (helm's

@@ -183,9 +183,16 @@ func TestEditedIndexEntry(t *testing.T) {
 	if _, err := p.Publish(ctx, []Package{pkg(t, "a", "1.0.0", "")}); err != nil {
 		t.Fatal(err)
 	}
-	idx, ver, _ := p.Index(ctx)
-	Lookup(idx, "a", "1.0.0").Digest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	b, _ := idx.Marshal()
+	// Edit the digest in the index's text, as a person would.
+	b, ver, err := s.Get(ctx, "index.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := ParseIndex(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(Lookup(idx, "a", "1.0.0").Digest), []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), 1)
 	if _, err := s.Replace(ctx, "index.yaml", b, ver); err != nil {
 		t.Fatal(err)
 	}

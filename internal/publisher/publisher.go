@@ -254,7 +254,6 @@ func (p *Publisher) PublishOn(ctx context.Context, idx *Index, ver string, pkgs 
 			continue
 		}
 		if other, ok := claims[name]; ok && (other.Name != md.Name || other.Version != md.Version) {
-			c.claimed[name] = true
 			c.rep.Failed[name] = fmt.Errorf("%w: the index lists %q %s under %s", ErrNameClaimed, other.Name, other.Version, name)
 			continue
 		}
@@ -294,7 +293,7 @@ type call struct {
 	stored  map[string]string  // file name -> digest of our bytes, stored by this call
 	adopted map[string]bool    // file names given to Publish whose stored bytes (same content) are adopted
 	data    map[string][]byte  // key -> bytes read from the store by this call
-	claimed map[string]bool    // file names in a name conflict: never indexed by this call
+	claimed map[string]bool    // file names contested by two chart versions not yet indexed: never indexed by this call
 }
 
 // read returns the stored bytes of key, reading them at most once per call.
@@ -619,6 +618,12 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store
 				rep.Published = append(rep.Published, name) // perhaps indexed by a concurrent publisher
 			}
 		case cv != nil:
+			if b, ok := c.builds[name]; ok && ours && rep.Failed[name] == nil {
+				// Our bytes landed over a package another publisher had
+				// indexed first (both passed the existence check).
+				rep.Failed[name] = fmt.Errorf("%w (another publisher indexed sha256 %s first; this build %s was stored after it)",
+					ErrContentDiffers, cv.Digest, b.sum())
+			}
 			p.mismatch(ctx, cv, obj, sum, c, rep)
 		default:
 			md := (*chart.Metadata)(nil)

@@ -351,6 +351,9 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		}
 		cr.Warnings = built[i].pkg.Warnings
 		pkg := built[i].pkg
+		// Once published, this version is checked against the index every
+		// cycle: its digest at this commit is known now.
+		s.builds[r.Name].put(res.Commit, c.Dir, builtEntry{Name: pkg.Metadata.Name, Version: pkg.Metadata.Version, Digest: pkg.Digest})
 		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Digest: pkg.Digest, Provenance: pkg.Provenance})
 		pending = append(pending, cr)
 	}

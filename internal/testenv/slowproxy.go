@@ -12,7 +12,8 @@ import (
 )
 
 // SlowProxy is an HTTP proxy on 127.0.0.1 in front of one server that
-// delays the request bodies it is told to: a slow link for chosen uploads.
+// delays the request bodies it is told to: a slow link for chosen uploads
+// (the request's headers reach the server at once, its body later).
 // Unlike Proxy it handles requests concurrently, so one slow upload does not
 // hold up the others. It keeps the client's Host header (S3 signatures stay
 // valid; Swift's tempauth hands out storage URLs that point at the proxy).
@@ -40,6 +41,11 @@ func NewSlowProxy(t testing.TB, target string) *SlowProxy {
 			r.Out.Host = r.In.Host
 			if pick := p.slow.Load(); pick != nil && r.In.Body != nil && (*pick)(r.In) {
 				p.slowN.Add(1)
+				// Send the headers at once and the body later, as a slow
+				// link does: without this the transport would buffer the
+				// headers until the body's first bytes, and the server would
+				// see the request only when the delay is over.
+				r.Out.Header.Set("Expect", "100-continue")
 				r.Out.Body = &slowBody{r: r.Out.Body, delay: time.Duration(p.delay.Load()), gate: *p.gate.Load()}
 			}
 		},
