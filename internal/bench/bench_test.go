@@ -220,6 +220,28 @@ func BenchmarkNoopCycle(b *testing.B) {
 	b.ReportMetric(float64(requests)/float64(n), "store-requests/op")
 }
 
+// BenchmarkNoopCycleUndecided is BenchmarkNoopCycle without the last
+// cycle's decisions (state_dir/decisions.json removed before each cycle):
+// what a cycle with nothing new costs when it discovers every chart and
+// checks every published version against the index (from the build cache:
+// nothing is packaged), and reads every tree object for Problems.
+func BenchmarkNoopCycleUndecided(b *testing.B) {
+	u := newUpstream(b)
+	s := newSite(b, u, "")
+	s.run(b, numCharts)
+	requests, n := 0, 0
+	for b.Loop() {
+		b.StopTimer()
+		if err := os.Remove(filepath.Join(s.state, "decisions.json")); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		requests += s.run(b, 0)
+		n++
+	}
+	b.ReportMetric(float64(requests)/float64(n), "store-requests/op")
+}
+
 // helmCLI runs the helm binary with its homes in a temp dir, so the
 // benchmark neither reads nor writes the user's helm configuration.
 type helmCLI struct {
