@@ -1,12 +1,9 @@
 package hostile
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -78,7 +75,7 @@ func TestGitCraftedTreeEntries(t *testing.T) {
 			t.Errorf("no log line naming %q\n%s", p, res.stderr)
 		}
 	}
-	for _, name := range tgzNames(t, filepath.Join(s.store, "ok-1.0.0.tgz")) {
+	for _, name := range tgzNames(t, s.stored()["ok-1.0.0.tgz"]) {
 		if strings.Contains(name, ".git/") || strings.HasSuffix(name, "/config") {
 			t.Errorf("package holds %s", name)
 		}
@@ -176,32 +173,6 @@ func rawTree(t *testing.T, r *gitRepo, entries ...string) string {
 		b.Write(h)
 	}
 	return gitStdin(t, r, b.String(), "hash-object", "-t", "tree", "-w", "--literally", "--stdin")
-}
-
-// tgzNames lists the entries of a .tgz file.
-func tgzNames(t *testing.T, p string) []string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return names
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, h.Name)
-	}
 }
 
 // TestGitLargeFile (case 9): a 300 MiB file anywhere in git (here beside
