@@ -10,9 +10,16 @@
 //     stored version.
 //
 // What the store guarantees:
-//   - Create never replaces an object that existed when its PUT reached the
-//     proxy (412 gives store.ErrExist). Racing Creates of one key may all
-//     succeed; the stored bytes are those of one of them.
+//   - Create never replaces an object that existed when it last checked
+//     (store.ErrExist), and claims the final name with a server-side copy
+//     of a staged upload, so that its window (check to write) is two short
+//     requests whatever the body size or link speed (see Create). Racing
+//     Creates of one key within that window may all succeed; the stored
+//     bytes are those of one of them.
+//   - List never shows Create's staging objects and deletes those older
+//     than StagingMaxAge: the only deletes the store does.
+//   - RestoreVersion (store.Versioned) copies back a kept version of an
+//     object when the container keeps overwritten objects.
 //   - Replace reads the stored version (HEAD) and refuses with
 //     store.ErrConflict or store.ErrNotExist when it does not match, before
 //     writing. Between that check and the PUT there is a window (one request
@@ -498,6 +505,54 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 		s.deleteStaging(ctx, name)
 	}
 	return objects, nil
+}
+
+var _ store.Versioned = (*Store)(nil)
+
+// RestoreVersion implements store.Versioned: when the container keeps
+// overwritten objects (X-History-Location or X-Versions-Location, the
+// versioned_writes middleware), it reads the kept versions of key, newest
+// first, and copies the first one that satisfies match back over key (a
+// server-side copy; the container then keeps the version it replaces).
+func (s *Store) RestoreVersion(ctx context.Context, key string, match func([]byte) bool) (bool, error) {
+	_, headers, err := s.conn.Container(ctx, s.container)
+	if err != nil {
+		return false, fmt.Errorf("restore %s: read container: %w", key, err)
+	}
+	archive := headers["X-History-Location"]
+	if archive == "" {
+		archive = headers["X-Versions-Location"]
+	}
+	if archive == "" {
+		return false, nil
+	}
+	if a, err := url.PathUnescape(archive); err == nil {
+		archive = a
+	}
+	// versioned_writes names each kept version "<3 hex digits: length of
+	// the name><name>/<timestamp>"; timestamps sort oldest first.
+	names, err := s.conn.ObjectNamesAll(ctx, archive, &swift.ObjectsOpts{Prefix: fmt.Sprintf("%03x%s/", len(key), key)})
+	if err != nil {
+		return false, fmt.Errorf("restore %s: list %s: %w", key, archive, err)
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		var buf bytes.Buffer
+		if _, err := s.conn.ObjectGet(ctx, archive, names[i], &buf, true, nil); err != nil {
+			return false, fmt.Errorf("restore %s: read %s/%s: %w", key, archive, names[i], err)
+		}
+		if !match(buf.Bytes()) {
+			continue
+		}
+		headers := swift.Headers{
+			"Content-Length": "0",
+			"X-Copy-From":    (&url.URL{Path: archive + "/" + names[i]}).EscapedPath(),
+		}
+		if _, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(nil), false, "", store.ContentType(key), headers); err != nil {
+			return false, fmt.Errorf("restore %s from %s/%s: %w", key, archive, names[i], err)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // statusCode returns the HTTP status of a failed request, or 0 when no
