@@ -130,18 +130,6 @@ type SwiftStore struct {
 	ApplicationCredentialSecretFile string `toml:"application_credential_secret_file"`
 }
 
-// SecretFiles lists the secret files the store's settings name.
-func (s Store) SecretFiles() []string {
-	var out []string
-	switch {
-	case s.S3 != nil:
-		out = []string{s.S3.AccessKeyIDFile, s.S3.SecretAccessKeyFile}
-	case s.Swift != nil:
-		out = []string{s.Swift.KeyFile, s.Swift.ApplicationCredentialSecretFile}
-	}
-	return slices.DeleteFunc(out, func(f string) bool { return f == "" })
-}
-
 // Duration is a time.Duration written as a Go duration string ("2m30s").
 type Duration struct{ time.Duration }
 

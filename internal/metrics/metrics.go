@@ -10,6 +10,7 @@
 package metrics
 
 import (
+	"reflect"
 	"runtime"
 	"slices"
 	"time"
@@ -387,23 +388,26 @@ func unixSeconds(t time.Time) float64 {
 // old that is not in current: after a reload that removes or renames a
 // repository its series go, so that no alert (such as the one on
 // chartsync_store_modified_packages) keeps firing for a repository that
-// is no longer published. Series of names in current are kept.
+// is no longer published. Series of names in current are kept. Every
+// labelled vector of Metrics is covered, including ones added later: the
+// fields are found by reflection.
 func (m *Metrics) ForgetRepositories(old, current []string) {
+	type partialDeleter interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
+	v := reflect.ValueOf(m).Elem()
 	for _, name := range old {
 		if slices.Contains(current, name) {
 			continue
 		}
 		labels := prometheus.Labels{"repository": name}
-		for _, c := range []*prometheus.CounterVec{
-			m.ChartsPublished, m.ChartsSkipped, m.ChartsFailed, m.IndexRepairs, m.IndexAdopted, m.PackagesRestored,
-		} {
-			c.DeletePartialMatch(labels)
-		}
-		for _, g := range []*prometheus.GaugeVec{
-			m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
-			m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
-		} {
-			g.DeletePartialMatch(labels)
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if d, ok := v.Field(i).Interface().(partialDeleter); ok {
+				d.DeletePartialMatch(labels)
+			}
 		}
 	}
 }

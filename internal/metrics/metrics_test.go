@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
+	"github.com/chartsync/chartsync/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -527,7 +528,7 @@ func promtool(t *testing.T) string {
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
-	t.Fatal("promtool not found on PATH or in .tools/bin: install the Debian package prometheus (scripts/install-tools.sh)")
+	testenv.Missing(t, "promtool not found on PATH or in .tools/bin (Debian package prometheus)")
 	return ""
 }
 

@@ -256,6 +256,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
+	for _, p := range tree.Problems() {
+		s.log.Warn("git tree entry left out", "commit", tree.Commit, "err", p)
+	}
 	return tree, nil
 }
 

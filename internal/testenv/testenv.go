@@ -3,8 +3,9 @@
 // Swift built from Debian's packages, and the helm CLI. It is imported only
 // from _test.go files.
 //
-// A missing tool fails the test with a message naming
-// scripts/install-tools.sh; it never skips.
+// A missing tool or server (see Missing): in CI (CI=true) the test fails,
+// naming scripts/install-tools.sh; on a developer's machine it is skipped,
+// saying what is missing, so a plain `go test ./...` runs what it can.
 //
 // Lifetime. S3 and Swift return one server per test binary, started on first
 // use (fresh buckets or containers keep tests apart). A package that uses them
@@ -35,7 +36,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -91,13 +91,39 @@ func Helm(t testing.TB) string {
 	return tool(t, "helm")
 }
 
+// CI reports whether the tests run in CI: the environment variable CI is
+// "true" or "1" (what CI services set, and .ci/run).
+func CI() bool {
+	v := os.Getenv("CI")
+	return v == "true" || v == "1"
+}
+
+// Missing reports that something a test needs is not there: in CI the test
+// fails (a missing tool must never pass unnoticed), elsewhere it is
+// skipped, with the reason and how to install what is missing.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...) + ": run scripts/install-tools.sh"
+	if CI() {
+		t.Fatalf("testenv: %s", msg)
+	}
+	t.Skipf("testenv: %s (skipped outside CI; with CI=true this fails)", msg)
+}
+
+// Tool returns the path of name (see tool), or reports it Missing.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	return tool(t, name)
+}
+
 // tool finds name in <module root>/.tools/bin (the pinned versions
-// installed by scripts/install-tools.sh), then on PATH, or fails t.
+// installed by scripts/install-tools.sh), then on PATH, or reports it
+// Missing.
 func tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := findTool(name)
 	if err != nil {
-		t.Fatalf("testenv: %v: run scripts/install-tools.sh", err)
+		Missing(t, "%v", err)
 	}
 	return p
 }
@@ -119,7 +145,7 @@ func findTool(name string) (string, error) {
 func requireFile(t testing.TB, path, pkg string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("testenv: %s is missing (Debian package %s): run scripts/install-tools.sh", path, pkg)
+		Missing(t, "%s is missing (Debian package %s)", path, pkg)
 	}
 }
 
@@ -201,7 +227,7 @@ func (p *process) stop() {
 	if p.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(p.cmd)
 	<-p.exited
 	p.cmd, p.exited = nil, nil
 }
@@ -257,7 +283,7 @@ func spawn(cmd *exec.Cmd) error {
 			}
 		}()
 	})
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	setProcAttr(cmd)
 	done := make(chan error)
 	spawnReqs <- spawnReq{cmd, done}
 	return <-done

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chartsync/chartsync/internal/testenv"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -125,10 +126,7 @@ func metricValue(t *testing.T, exposition, name string, labels map[string]string
 
 func promtool(t *testing.T, args ...string) {
 	t.Helper()
-	bin, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Fatal("promtool not found: run scripts/install-tools.sh (Debian package prometheus)")
-	}
+	bin := testenv.Tool(t, "promtool")
 	cmd := exec.Command(bin, args[:len(args)-1]...)
 	cmd.Stdin = strings.NewReader(args[len(args)-1])
 	if out, err := cmd.CombinedOutput(); err != nil {

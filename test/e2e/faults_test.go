@@ -353,9 +353,10 @@ func TestStoreStoppedMidCycle(t *testing.T) {
 }
 
 // A package replaced behind chartsync's back (another tool, an operator)
-// is put back to its indexed bytes by a site whose build has them; when
-// nothing can rebuild it, it is reported as MODIFIED, with exit 1, every
-// cycle until someone looks. Its index entry keeps the digest of the
+// is put back by the next cycle when this publisher's build gives exactly
+// the indexed digest (the first indexed digest wins). When nothing here
+// builds it (the chart left git), it is reported as MODIFIED, with exit 1,
+// every cycle until someone looks; its index entry keeps the digest of the
 // published bytes (the index is never rewritten to bless the replacement).
 func TestReplacedPackageIsReported(t *testing.T) {
 	backends := []struct {

@@ -201,3 +201,79 @@ func TestDaemonRemovesTimerModesTextfile(t *testing.T) {
 		t.Errorf("the daemon did not say it removed the textfile")
 	}
 }
+
+// Issue 13 point 1, timer mode: `run --once` against a git server that never
+// answers ends after git.timeout with exit 1, and its textfile counts a
+// timed-out cycle.
+func TestOnceAgainstAHungGitServerTimesOut(t *testing.T) {
+	gitURL, accepted := hungGitServer(t)
+	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
+	store := filepath.Join(t.TempDir(), "repo")
+	s := newSite(t, gitURL, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store),
+		fmt.Sprintf("cycle_timeout = \"3s\"\n[metrics]\ntextfile = %q\n", textfile))
+	start := time.Now()
+	code, out := s.run("run", "--once")
+	elapsed := time.Since(start)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out)
+	}
+	if elapsed > 20*time.Second {
+		t.Errorf("run --once took %s with cycle_timeout 3s", elapsed.Round(time.Millisecond))
+	}
+	if len(accepted()) == 0 {
+		t.Error("chartsync never reached the git server")
+	}
+	if !strings.Contains(out, "timed out after 3s") {
+		t.Errorf("output does not say the git fetch timed out:\n%s", out)
+	}
+	b, err := os.ReadFile(textfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := metricValue(t, string(b), "chartsync_cycles_total", map[string]string{"result": "timeout"}); v != 1 {
+		t.Errorf("chartsync_cycles_total{result=\"timeout\"} = %v, want 1", v)
+	}
+}
+
+// Issue 13 point 5: a reload that renames a repository deletes every series
+// of the old name (an alert on one of them would otherwise fire forever).
+func TestReloadDeletesTheSeriesOfARemovedRepository(t *testing.T) {
+	r := newGitRepo(t)
+	r.write(chart("charts/a", "a", "1.0.0"))
+	r.commit("a")
+	addr := freeAddr(t)
+	store := filepath.Join(t.TempDir(), "repo")
+	s := newSite(t, r.dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), daemonTOML(addr, "@every 1h", "10s"))
+	d := startDaemon(t, s, addr)
+	if v := d.metric("chartsync_index_entries", map[string]string{"repository": "stable"}); v != 1 {
+		t.Fatalf("chartsync_index_entries{repository=\"stable\"} = %v, want 1", v)
+	}
+	cfg, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.config, []byte(strings.Replace(string(cfg), `name = "stable"`, `name = "renamed"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitFor("the reload", func() bool {
+		return d.metric("chartsync_config_reloads_total", map[string]string{"result": "success"}) == 1
+	})
+	_, body := d.get("/metrics")
+	if strings.Contains(body, `repository="stable"`) {
+		t.Errorf("series of the removed repository stable are still exported:\n%s", grepLines(body, `repository="stable"`))
+	}
+	if !strings.Contains(body, `chartsync_index_entries{repository="renamed"}`) {
+		t.Errorf("no series of the new repository renamed")
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

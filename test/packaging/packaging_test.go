@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // upgradeSuffix turns the packaged upstream version into a higher one for
@@ -190,6 +192,22 @@ func testUpgrade(t *testing.T, r *root, upVersion string) {
 		{"/etc/chartsync/chartsync.toml.dpkg-dist", "absent", "", ""},
 		{"/etc/chartsync/chartsync.toml.dpkg-new", "absent", "", ""},
 	})
+
+	// Both run modes enabled: they conflict and the daemon would not stay
+	// up at boot. postinst says so (issue 13 point 6).
+	out := r.mustSh(t, "enable both modes and reconfigure", `
+		deb-systemd-helper enable chartsync.timer chartsync.service
+		dpkg -i /pkgs/v2.deb 2>&1`)
+	if !strings.Contains(out, "chartsync.timer and chartsync.service are both enabled") {
+		t.Errorf("postinst does not warn with both modes enabled:\n%s", out)
+	}
+	out = r.mustSh(t, "one mode enabled and reconfigure", `
+		deb-systemd-helper disable chartsync.service
+		dpkg -i /pkgs/v2.deb 2>&1
+		deb-systemd-helper disable chartsync.timer`)
+	if strings.Contains(out, "both enabled") {
+		t.Errorf("postinst warns with one mode enabled:\n%s", out)
+	}
 }
 
 func testRemove(t *testing.T, r *root) {
@@ -498,7 +516,7 @@ func (r *root) expectFiles(t *testing.T, want []wantFile) {
 func requireRootAndTools(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("the packaging test needs root: it mounts overlays and chroots to install the package")
+		testenv.Missing(t, "the packaging test needs root: it mounts overlays and chroots to install the package")
 	}
 	tools := map[string]string{
 		"dpkg-buildpackage": "dpkg-dev", "dpkg-parsechangelog": "dpkg-dev", "dpkg-deb": "dpkg",
@@ -515,7 +533,7 @@ func requireRootAndTools(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		t.Fatalf("missing tools: %s; run scripts/install-tools.sh", strings.Join(missing, ", "))
+		testenv.Missing(t, "missing tools: %s", strings.Join(missing, ", "))
 	}
 }
 
