@@ -12,8 +12,8 @@
 // What the store guarantees:
 //   - Create never replaces an object that existed when it last checked
 //     (store.ErrExist), and claims the final name with a server-side copy
-//     of a staged upload, so that its window (check to write) is two short
-//     requests whatever the body size or link speed (see Create). Racing
+//     of a staged upload, so that its window (check to write) is two
+//     requests that do not depend on the upload's duration (see Create). Racing
 //     Creates of one key within that window may all succeed; the stored
 //     bytes are those of one of them.
 //   - List never shows Create's staging objects and deletes those older
@@ -261,9 +261,10 @@ func (s *Store) notFound(ctx context.Context, err error) error {
 // Swift's copy cannot carry If-None-Match: * for the destination (the copy
 // middleware applies conditional headers to the source, which exists), so
 // the check of step 3 is the HEAD. Another writer's object that appears
-// between that HEAD and the copy is overwritten: a window of two short
-// requests (milliseconds, see docs/consistency.md), where a plain PUT's
-// window is its whole upload. A staging object left behind by a crash is
+// between that HEAD and the copy is overwritten: a window of two requests
+// (tens of milliseconds; the copy grows with the size inside the cluster,
+// see docs/consistency.md), where a plain PUT's window is its whole upload
+// over the client's link. A staging object left behind by a crash is
 // deleted by a later List (see List). These deletes of the store's own
 // staging names are the only deletes the store ever does.
 func (s *Store) Create(ctx context.Context, key string, data []byte) error {
