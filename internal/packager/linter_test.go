@@ -184,3 +184,22 @@ func mustPackage(t *testing.T, root string) []byte {
 	}
 	return data
 }
+
+// TestLintSkip: a build only for comparison lints nothing, starts no
+// worker, and gives the same bytes as a linted build.
+func TestLintSkip(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
+	l := testLinter(t)
+	skipped, err := buildOne(t, root, "charts/foo", Options{Lint: LintSkip, Linter: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linted, err := buildOne(t, root, "charts/foo", Options{Lint: LintWarn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped.Digest != linted.Digest || len(skipped.Warnings) != 0 || l.runs.Load() != 0 {
+		t.Errorf("LintSkip: digest %s (linted %s), warnings %q, %d workers", skipped.Digest, linted.Digest, skipped.Warnings, l.runs.Load())
+	}
+}

@@ -287,12 +287,13 @@ func deref(n *yaml.Node) *yaml.Node {
 // yamlLayout says where in a YAML source new entries and the generated
 // time go, so that writing the index changes nothing else in the text.
 type yamlLayout struct {
-	generated  int // line of the generated key, with its value on it; 0: none
-	genCol     int // column of generated's value
-	charts     []chartLayout
-	entriesCol int // column of the chart names
-	dashOffset int // column of a chart's "- " minus that of its name
-	entriesEnd int // line of the next top-level key after entries; 0: end of file
+	generated   int // line of the generated key, with its value on it; 0: none
+	genCol      int // column of generated's value
+	charts      []chartLayout
+	entriesLine int // line of the entries key
+	entriesCol  int // column of the chart names
+	dashOffset  int // column of a chart's "- " minus that of its name
+	entriesEnd  int // line of the next top-level key after entries; 0: end of file
 }
 
 // chartLayout is where one chart's list is: its name's line, and the line
@@ -327,7 +328,7 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 		}
 		switch key.Value {
 		case "entries":
-			entries = val
+			entries, lay.entriesLine = val, key.Line
 		case "generated":
 			if val.Kind != yaml.ScalarNode || val.Line != key.Line || val.LineComment != "" {
 				return nil
@@ -462,7 +463,8 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			inserts[cl.itemLine] = append(inserts[cl.itemLine], text...)
+			at := hoist(lines, cl.itemLine, cl.keyLine)
+			inserts[at] = append(inserts[at], text...)
 			continue
 		}
 		at := lay.entriesEnd
@@ -475,6 +477,7 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 				break
 			}
 		}
+		at = hoist(lines, at, lay.entriesLine)
 		key, err := helmScalar(name)
 		if err != nil {
 			return nil, err
@@ -508,6 +511,15 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 	}
 	out.Write(inserts[end])
 	return out.Bytes(), nil
+}
+
+// hoist moves an insertion point (a 1-based line) up over the comment
+// lines right above it, which belong to what follows, but not up to floor.
+func hoist(lines [][]byte, at, floor int) int {
+	for at-1 > floor && at-1 <= len(lines) && bytes.HasPrefix(bytes.TrimLeft(lines[at-2], " "), []byte("#")) {
+		at--
+	}
+	return at
 }
 
 // helmItems writes entries as helm does, as items of a block sequence

@@ -593,15 +593,14 @@ func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Ch
 // result for charts[i].
 //
 // With compare set the builds are of published versions, only to compare
-// digests: lint findings are warnings and nothing is signed (signing does
-// not change the package bytes).
+// digests: nothing is linted or signed (neither changes the package bytes).
 func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, compare bool) []built {
 	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
-	if r.Lint == "warn" || compare {
+	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
 	}
 	if compare {
-		opts.Signer = nil
+		opts.Signer, opts.Lint = nil, packager.LintSkip
 	}
 	out := make([]built, len(charts))
 	var g errgroup.Group

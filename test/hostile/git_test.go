@@ -174,3 +174,61 @@ func rawTree(t *testing.T, r *gitRepo, entries ...string) string {
 	}
 	return gitStdin(t, r, b.String(), "hash-object", "-t", "tree", "-w", "--literally", "--stdin")
 }
+
+// TestGitLargeFile (case 9): a 300 MiB file anywhere in git (here beside
+// the charts) costs no memory in proportion to its size, neither in the
+// first cycle's clone nor in a later cycle's fetch. Before, each cost
+// about 1 GB.
+func TestGitLargeFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes two 300 MiB files")
+	}
+	const limit = 250 << 20 // a 300 MiB object held whole would exceed it
+	r := newRepo(t)
+	r.write(chart("charts/ok", "ok", "1.0.0"))
+	writeBig(t, filepath.Join(r.dir, "assets/big1.bin"), "one")
+	r.commit("large file")
+	s := newSite(t, r, []string{"charts/*"}, "", "")
+	res := s.mustRun(0, "run", "--once")
+	res.published(t, "charts/ok")
+	if res.maxRSS > limit {
+		t.Errorf("first cycle (clone): peak RSS %d MiB, want <= %d", res.maxRSS>>20, limit>>20)
+	}
+	writeBig(t, filepath.Join(r.dir, "assets/big2.bin"), "two")
+	r.write(chart("charts/ok", "ok", "1.0.1"))
+	r.commit("another large file")
+	res = s.mustRun(0, "run", "--once")
+	res.published(t, "charts/ok")
+	if res.maxRSS > limit {
+		t.Errorf("second cycle (fetch): peak RSS %d MiB, want <= %d", res.maxRSS>>20, limit>>20)
+	}
+}
+
+// writeBig writes 300 MiB of distinct lines to p.
+func writeBig(t *testing.T, p, seed string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	for line, n := 0, 0; n < 300<<20; line++ {
+		k, _ := fmt.Fprintf(&b, "%s line %d of a large file beside the charts\n", seed, line)
+		n += k
+		if b.Len() > 1<<20 {
+			if _, err := f.Write(b.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			b.Reset()
+		}
+	}
+	if _, err := f.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

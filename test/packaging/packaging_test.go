@@ -196,15 +196,15 @@ func testUpgrade(t *testing.T, r *root, upVersion string) {
 	// Both run modes enabled: they conflict and the daemon would not stay
 	// up at boot. postinst says so (issue 13 point 6).
 	out := r.mustSh(t, "enable both modes and reconfigure", `
-		deb-systemd-helper enable chartsync.timer chartsync.service
+		DPKG_MAINTSCRIPT_PACKAGE=chartsync deb-systemd-helper enable chartsync.timer chartsync.service
 		dpkg -i /pkgs/v2.deb 2>&1`)
 	if !strings.Contains(out, "chartsync.timer and chartsync.service are both enabled") {
 		t.Errorf("postinst does not warn with both modes enabled:\n%s", out)
 	}
 	out = r.mustSh(t, "one mode enabled and reconfigure", `
-		deb-systemd-helper disable chartsync.service
+		DPKG_MAINTSCRIPT_PACKAGE=chartsync deb-systemd-helper disable chartsync.service
 		dpkg -i /pkgs/v2.deb 2>&1
-		deb-systemd-helper disable chartsync.timer`)
+		DPKG_MAINTSCRIPT_PACKAGE=chartsync deb-systemd-helper disable chartsync.timer`)
 	if strings.Contains(out, "both enabled") {
 		t.Errorf("postinst warns with one mode enabled:\n%s", out)
 	}
