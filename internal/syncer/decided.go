@@ -39,8 +39,8 @@ type decision struct {
 }
 
 // decided is one chart directory's outcome: indexed (Digest is this site's
-// build, compared with the index every cycle; "" if it no longer builds),
-// or failed for a reason that only a new commit can change (Reason, Err).
+// build, compared with the index every cycle), or failed for a reason that
+// only a new commit can change (Reason, Err).
 type decided struct {
 	Dir     string `json:"dir"`
 	Name    string `json:"name,omitempty"`

@@ -431,9 +431,10 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	if err := s.builds[r.Name].save(); err != nil {
 		s.log.Warn("save build cache", "repository", r.Name, "err", err)
 	}
-	// A good cycle: the repository was processed, and every new version
-	// was published. Anything else is decided again by the next cycle.
-	good := rr.Err == nil && ctx.Err() == nil && rep.Version != ""
+	// A good cycle: the repository was processed, every new version was
+	// published and every published one was built to compare. Anything
+	// else is decided again by the next cycle.
+	good := rr.Err == nil && ctx.Err() == nil && rep.Version != "" && len(sums) == len(check)
 	for _, cr := range pending {
 		f := publisher.Filename(cr.Name, cr.Version)
 		good = good && rep.Failed[f] == nil && (slices.Contains(rep.Published, f) || slices.Contains(rep.Adopted, f))
@@ -465,9 +466,6 @@ func (s *Syncer) noop(ctx context.Context, fsys fs.FS, r config.Repository, dec 
 			continue
 		}
 		indexed = append(indexed, ChartResult{Dir: d.Dir, Name: d.Name, Version: d.Version, Outcome: Skipped})
-		if d.Digest == "" {
-			continue // no longer builds: nothing to compare
-		}
 		c := packager.Chart{Dir: d.Dir, Metadata: &chart.Metadata{Name: d.Name, Version: d.Version}}
 		load := func(ctx context.Context) ([]byte, error) {
 			b := s.build(ctx, fsys, []packager.Chart{c}, r, true)[0]
