@@ -236,3 +236,60 @@ func TestNoopCycle(t *testing.T) {
 		t.Errorf("cycle after that discovered %d times, want 0", d)
 	}
 }
+
+// output runs git in the repository and returns its output.
+func (u *upstream) output(stdin string, args ...string) string {
+	u.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir, cmd.Stdin = u.dir, strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.Output()
+	if err != nil {
+		u.t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The tree's problems (which cost a read of every tree object) are logged
+// by the first cycle at a commit, not by the cycles after it, even in a new
+// process, and again at the next commit that has them.
+func TestTreeProblemsOncePerCommit(t *testing.T) {
+	u := newUpstream(t)
+	u.chart("charts/a", "a", "1.0.0")
+	u.commit("one")
+	blob := u.output("x\n", "hash-object", "-w", "--stdin")
+	crafted := func() {
+		var entries []string
+		for _, e := range strings.Split(u.output("", "ls-tree", "HEAD"), "\n") {
+			if !strings.HasSuffix(e, "\tGIT~1") {
+				entries = append(entries, e)
+			}
+		}
+		tree := u.output(strings.Join(entries, "\n")+"\n100644 blob "+blob+"\tGIT~1\n", "mktree")
+		commit := u.output("", "commit-tree", tree, "-p", "HEAD", "-m", "crafted")
+		u.git("update-ref", "refs/heads/main", commit)
+	}
+	crafted()
+	s := newSite(t, u)
+	logged := func() int {
+		var buf strings.Builder
+		sy, err := New(context.Background(), s.cfg, slog.New(slog.NewTextHandler(&buf, nil)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := sy.Run(context.Background()); res.CycleErr() != nil {
+			t.Fatal(res.CycleErr())
+		}
+		return strings.Count(buf.String(), "git tree entry left out")
+	}
+	for i, want := range []int{1, 0, 0} {
+		if got := logged(); got != want {
+			t.Errorf("cycle %d at the crafted commit logged %d tree problems, want %d", i+1, got, want)
+		}
+	}
+	crafted() // a new commit with the same entry
+	if got := logged(); got != 1 {
+		t.Errorf("cycle at the next commit logged %d tree problems, want 1", got)
+	}
+}
