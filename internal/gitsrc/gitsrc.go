@@ -28,7 +28,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // remoteName is the name of the one remote of every repository.
@@ -73,7 +75,7 @@ type Tree struct {
 	// ModTime is Time for every entry. Open, ReadFile, ReadDir and Stat follow
 	// symlinks inside the tree and fail for a link that is absolute, leads
 	// out of the tree, or loops; Lstat and ReadLink never follow the last
-	// element. There is no .git entry. Entries git would refuse to check out
+	// element. Open and ReadFile read the whole file into memory. There is no .git entry. Entries git would refuse to check out
 	// are absent; opening one fails with an error wrapping an *EntryError
 	// (see Problems).
 	FS fs.FS
@@ -317,8 +319,12 @@ func convert(dir string, opts Options) error {
 	if err := os.Rename(tmp, dir); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(dir, "index")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// The index belonged to the work tree; FETCH_HEAD and reflogs may hold
+	// the URL as it was, user name (a token?) included.
+	for _, name := range []string{"index", "FETCH_HEAD", "ORIG_HEAD", "logs"} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return err
+		}
 	}
 	if err := makePrivate(dir); err != nil {
 		return err
@@ -480,7 +486,7 @@ type remoteSource struct {
 	auth transport.AuthMethod
 }
 
-func (r remoteSource) remote(st *filesystem.Storage, branch string) *git.Remote {
+func (r remoteSource) remote(st storage.Storer, branch string) *git.Remote {
 	return git.NewRemote(st, &config.RemoteConfig{
 		Name:  remoteName,
 		URLs:  []string{r.url},
@@ -489,7 +495,7 @@ func (r remoteSource) remote(st *filesystem.Storage, branch string) *git.Remote 
 }
 
 func (r remoteSource) fetch(ctx context.Context, st *filesystem.Storage, branch string, _ bool) (plumbing.Hash, error) {
-	err := r.remote(st, branch).FetchContext(ctx, &git.FetchOptions{
+	err := r.remote(packStorage{st, ctx}, branch).FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{refSpec(branch)},
 		Auth:     r.auth,
 		Tags:     git.NoTags,
@@ -506,7 +512,7 @@ func (r remoteSource) fetch(ctx context.Context, st *filesystem.Storage, branch 
 }
 
 func (r remoteSource) hasBranch(ctx context.Context, branch string) bool {
-	refs, err := r.remote(nil, branch).ListContext(ctx, &git.ListOptions{Auth: r.auth})
+	refs, err := r.remote(memory.NewStorage(), branch).ListContext(ctx, &git.ListOptions{Auth: r.auth})
 	if err != nil {
 		return false
 	}

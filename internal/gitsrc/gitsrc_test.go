@@ -518,3 +518,21 @@ func assertPrivate(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+func TestStoredURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ url, want string }{
+		{"https://tok3n@git.example.org/charts.git", "https://git.example.org/charts.git"},
+		{"http://bot@127.0.0.1:8080/r", "http://127.0.0.1:8080/r"},
+		{"https://git.example.org/charts.git", "https://git.example.org/charts.git"},
+		{"ssh://git@git.example.org:29418/charts", "ssh://git@git.example.org:29418/charts"},
+		{"git@git.example.org:charts.git", "git@git.example.org:charts.git"},
+		{"/srv/deployment-charts", "/srv/deployment-charts"},
+		{"file:///srv/deployment-charts", "file:///srv/deployment-charts"},
+	}
+	for _, tt := range tests {
+		if got := storedURL(tt.url); got != tt.want {
+			t.Errorf("storedURL(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
@@ -28,12 +29,18 @@ type Repo struct {
 }
 
 func newRepo(dir string) *Repo {
-	st := newStorage(dir)
+	return repoOf(dir, newStorage(dir))
+}
+
+func repoOf(dir string, st *filesystem.Storage) *Repo {
 	return &Repo{dir: dir, st: st, objs: &objects{get: st.EncodedObject}}
 }
 
 // Open opens the repository Sync keeps in dir (Options.Dir), without
-// fetching.
+// fetching, for reading its history. It keeps the pack files open (reading
+// a commit costs no open), so Close it when done; Trees it returned are
+// unreadable after that. Sync may run while it is open: Open sees the
+// commits of the moment it was opened, and new ones as they arrive.
 func Open(dir string) (*Repo, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -42,11 +49,22 @@ func Open(dir string) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(dir, "objects")); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	r := newRepo(dir)
+	st := filesystem.NewStorageWithOptions(newPrivateFS(dir), cache.NewObjectLRU(objectCacheSize),
+		filesystem.Options{LargeObjectThreshold: largeObject, KeepDescriptors: true})
+	r := repoOf(dir, st)
 	if _, err := r.resolve(plumbing.HEAD.String()); err != nil {
+		r.Close()
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
 	return r, nil
+}
+
+// Close releases the open files of a Repo from Open. It is a no-op for the
+// Repo of a Tree from Sync, which keeps no file open.
+func (r *Repo) Close() error {
+	r.objs.mu.Lock()
+	defer r.objs.mu.Unlock()
+	return r.st.Close()
 }
 
 // Commit is one commit of the history.

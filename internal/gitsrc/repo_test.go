@@ -30,6 +30,7 @@ func TestRepoHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer repo.Close()
 	hashes := func(cs []Commit) []string {
 		var out []string
 		for _, c := range cs {

@@ -108,7 +108,7 @@ func (o *objects) tree(h plumbing.Hash) (*object.Tree, error) {
 
 // treeFS is a read-only fs.FS of one commit's tree, read from git objects.
 // Directories are read once, on first use, and kept; file contents are read
-// on every open. It is safe for concurrent use.
+// on every open, whole, into memory. It is safe for concurrent use.
 type treeFS struct {
 	objs  *objects
 	root  *node
@@ -133,6 +133,14 @@ type node struct {
 	size     int64
 	sizeErr  error
 }
+
+var (
+	_ fs.ReadDirFS   = (*treeFS)(nil)
+	_ fs.ReadFileFS  = (*treeFS)(nil)
+	_ fs.StatFS      = (*treeFS)(nil)
+	_ fs.ReadLinkFS  = (*treeFS)(nil)
+	_ fs.ReadDirFile = (*dirFile)(nil)
+)
 
 func newTreeFS(objs *objects, tree plumbing.Hash, mtime time.Time) *treeFS {
 	return &treeFS{objs: objs, mtime: mtime, root: &node{name: ".", path: ".", mode: filemode.Dir, hash: tree}}

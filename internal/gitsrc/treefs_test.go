@@ -162,8 +162,14 @@ type rawEntry struct {
 	mode, name, hash string
 }
 
-// gitStdin runs git with stdin and returns stdout.
+// gitStdin runs git with stdin and returns stdout, trimmed.
 func gitStdin(t *testing.T, dir string, stdin []byte, args ...string) string {
+	t.Helper()
+	return strings.TrimSpace(gitStdinRaw(t, dir, stdin, args...))
+}
+
+// gitStdinRaw runs git with stdin and returns stdout.
+func gitStdinRaw(t testing.TB, dir string, stdin []byte, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(gitBin(t), args...)
 	cmd.Dir = dir
@@ -176,7 +182,7 @@ func gitStdin(t *testing.T, dir string, stdin []byte, args ...string) string {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("git %v: %v\n%s", args, err, stderr.String())
 	}
-	return strings.TrimSpace(out.String())
+	return out.String()
 }
 
 // rawTree writes a tree object with exactly entries, unchecked.

@@ -90,5 +90,9 @@ func (i *instrumentedStore) List(ctx context.Context, prefix string) ([]store.Ob
 	return objs, err
 }
 
+// Unwrap returns the measured store, for its optional interfaces (see
+// store.AsVersioned). What goes through them directly is not measured.
+func (i *instrumentedStore) Unwrap() store.Store { return i.s }
+
 func (i *instrumentedStore) Atomic() bool   { return i.s.Atomic() }
 func (i *instrumentedStore) String() string { return i.s.String() }

@@ -39,6 +39,7 @@ import (
 //     it over the network or read it from the local disk;
 //   - writes the reproducible .tgz and runs helm's linter on exactly those
 //     bytes (ReasonLint, unless opts.Lint is LintWarn), in opts.Linter;
+//     with LintSkip neither the schema check nor lint runs;
 //   - signs the .tgz if opts.Signer is set.
 //
 // A vendored dependency wins over a file:// one of the same name, and is
@@ -102,8 +103,10 @@ func Build(ctx context.Context, fsys fs.FS, c Chart, opts Options) (*Package, er
 		return nil, fail(classify(err), err)
 	}
 	lfs = append(lfs, more...)
-	if err := checkSchemas(ch); err != nil {
-		return nil, fail(classify(err), err)
+	if opts.Lint != LintSkip {
+		if err := checkSchemas(ch); err != nil {
+			return nil, fail(classify(err), err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -115,9 +118,11 @@ func Build(ctx context.Context, fsys fs.FS, c Chart, opts Options) (*Package, er
 	}
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
-	verdict, err := opts.Linter.lint(ctx, ch.Name(), data, digest)
-	if err != nil {
-		return nil, fail(classify(err), err)
+	var verdict Verdict
+	if opts.Lint != LintSkip {
+		if verdict, err = opts.Linter.lint(ctx, ch.Name(), data, digest); err != nil {
+			return nil, fail(classify(err), err)
+		}
 	}
 	if verdict.Exceeded != "" {
 		return nil, fail(ReasonLint, errors.New(verdict.Exceeded))

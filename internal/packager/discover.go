@@ -34,7 +34,8 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // symlink where a chart directory would be, or on the way to one, is
 // reported as an error (ReasonSymlink) naming it, since its charts would
 // otherwise vanish in silence. A Chart.yaml that is a symlink must resolve
-// inside the tree (else ReasonSymlink). ctx is checked for every directory.
+// inside the tree (else ReasonSymlink). ctx is checked for every directory:
+// once it is done, Discover stops and adds one error wrapping ctx.Err().
 //
 // Charts whose Chart.yaml is malformed or whose name is invalid
 // (ReasonChartfile) or whose version is not strict semver (ReasonVersion) are
@@ -92,9 +93,8 @@ func Discover(ctx context.Context, fsys fs.FS, globs []string) ([]Chart, []*Erro
 	var walk func(rel []string)
 	walk = func(rel []string) {
 		dir := slashDir(rel)
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, &Error{Dir: dir, Reason: ReasonPackage, Err: err})
-			return
+		if ctx.Err() != nil {
+			return // reported once, below
 		}
 		entries, err := t.readDir(dir)
 		if err != nil {
@@ -130,6 +130,9 @@ func Discover(ctx context.Context, fsys fs.FS, globs []string) ([]Chart, []*Erro
 		}
 	}
 	walk(nil)
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, &Error{Dir: ".", Reason: ReasonPackage, Err: fmt.Errorf("discover charts: %w", err)})
+	}
 
 	sort.Slice(charts, func(i, j int) bool { return charts[i].Dir < charts[j].Dir })
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Dir < errs[j].Dir })

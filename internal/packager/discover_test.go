@@ -2,6 +2,7 @@ package packager
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -192,5 +193,16 @@ func TestDiscoverMissingRoot(t *testing.T) {
 	charts, errs := Discover(context.Background(), os.DirFS(filepath.Join(t.TempDir(), "nope")), []string{"charts/*"})
 	if len(charts) != 0 || len(errs) != 1 || errs[0].Reason != ReasonPackage {
 		t.Fatalf("Discover(missing root) = %v, %v", charts, errs)
+	}
+}
+
+func TestDiscoverCancelled(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/a", "a", "1.0.0", ""), chartFiles("charts/b", "b", "1.0.0", "")))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	charts, errs := Discover(ctx, os.DirFS(root), []string{"charts/*"})
+	if len(charts) != 0 || len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+		t.Fatalf("Discover(cancelled) = %v, %v", charts, errs)
 	}
 }

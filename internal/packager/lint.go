@@ -44,11 +44,13 @@ type Verdict struct {
 // and the daemon's memory. A child process can be killed: the parent kills
 // it when Timeout is up or its resident memory passes Memory (the kernel
 // caps its address space too), so a runaway template costs about Timeout
-// and Memory, and never the daemon's own memory. The child is the
-// running executable itself (os.Executable) started with an environment
-// variable that this package's init recognises: every binary that links
-// the packager, the chartsync binary and test binaries alike, can lint in a
-// child without a subcommand of its own. It does no network I/O.
+// and Memory, and never the daemon's own memory. The child is the running
+// binary itself (/proc/self/exe where there is one, so that it is the same
+// build even after an upgrade replaced the file; else os.Executable),
+// started with an environment variable that this package's init
+// recognises: every binary that links the packager, the chartsync binary
+// and test binaries alike, can lint in a child without a subcommand of its
+// own. The worker does no network I/O.
 //
 // A Linter is safe for concurrent use. The zero value is not usable; use
 // NewLinter.
@@ -77,9 +79,13 @@ const (
 // NewLinter returns a Linter with the default bounds that keeps its verdicts
 // in dir (if not ""). It fails if the running executable cannot be found.
 func NewLinter(dir string) (*Linter, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find executable for the lint worker: %w", err)
+	// /proc/self/exe is this very binary even after a package upgrade
+	// replaced or removed the file it was started from.
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("find executable for the lint worker: %w", err)
+		}
 	}
 	return &Linter{Timeout: DefaultLintTimeout, Memory: DefaultLintMemory, Dir: dir, exe: exe, cache: map[string]Verdict{}}, nil
 }
@@ -88,6 +94,7 @@ func NewLinter(dir string) (*Linter, error) {
 const (
 	workerEnv    = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart name: be the worker
 	workerMemory = "CHARTSYNC_INTERNAL_LINT_MEMORY" // Linter.Memory
+	workerTime   = "CHARTSYNC_INTERNAL_LINT_TIME"   // Linter.Timeout
 )
 
 // asHeadroom is what the worker's address-space cap adds to Linter.Memory:
@@ -97,6 +104,11 @@ const asHeadroom = 2 << 30
 
 func init() {
 	if name := os.Getenv(workerEnv); name != "" {
+		// Should the parent die without killing it, the worker does not
+		// outlive its time.
+		if d, err := time.ParseDuration(os.Getenv(workerTime)); err == nil && d > 0 {
+			time.AfterFunc(d+5*time.Second, func() { os.Exit(4) })
+		}
 		os.Exit(lintWorker(name, os.Getenv(workerMemory), os.Stdin, os.Stdout, os.Stderr))
 	}
 }
@@ -157,6 +169,11 @@ func (l *Linter) lint(ctx context.Context, name string, data []byte, digest stri
 // the child's own address space is capped at Memory plus asHeadroom, for
 // a spike between two checks).
 func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, error) {
+	return l.runArgs(ctx, name, data)
+}
+
+// runArgs is run with arguments for the worker (tests run other programs).
+func (l *Linter) runArgs(ctx context.Context, name string, data []byte, args ...string) (Verdict, error) {
 	timeout, memory := l.Timeout, l.Memory
 	if timeout <= 0 {
 		timeout = DefaultLintTimeout
@@ -166,12 +183,17 @@ func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, er
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, l.exe)
-	cmd.Env = append(os.Environ(),
-		workerEnv+"="+name, workerMemory+"="+strconv.FormatInt(memory, 10),
-		// Belt and braces: the schema check already refuses remote
-		// references, and the worker has no business on the network.
-		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1", "NO_PROXY=", "http_proxy=", "https_proxy=", "no_proxy=")
+	cmd := exec.CommandContext(cctx, l.exe, args...)
+	// A bare environment: the worker renders untrusted templates and needs
+	// none of the daemon's (credentials may be there). The proxy is belt
+	// and braces: the schema check already refuses remote references, and
+	// the worker has no business on the network.
+	cmd.Env = []string{
+		workerEnv + "=" + name, workerMemory + "=" + strconv.FormatInt(memory, 10), workerTime + "=" + timeout.String(),
+		"TMPDIR=" + os.TempDir(), "PATH=/usr/bin:/bin",
+		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1",
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the daemon
 	cmd.Stdin = bytes.NewReader(data)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &limitedBuffer{buf: &stderr, max: 64 << 10}

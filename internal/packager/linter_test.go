@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
 )
 
 // spinTemplate renders for minutes: 10^10 loop iterations.
@@ -114,5 +117,89 @@ func TestLinterCache(t *testing.T) {
 	}
 	if again.runs.Load() != 0 || !strings.Contains(strings.Join(pkg.Warnings, "\n"), "[ERROR] templates/broken.yaml") {
 		t.Errorf("new linter on the same directory ran %d times; warnings %q", again.runs.Load(), pkg.Warnings)
+	}
+}
+
+// TestLinterBareEnvironment: the worker sees none of the parent's
+// environment (credentials live there).
+func TestLinterBareEnvironment(t *testing.T) {
+	t.Setenv("CHARTSYNC_TEST_SECRET", "hunter2")
+	l := testLinter(t)
+	// Not a worker: a shell that prints its environment as a verdict.
+	cmdline := `printf '{"warnings":["%s"]}' "$(env | tr '\n' ' ')"`
+	l.exe = "/bin/sh"
+	v, err := l.runArgs(context.Background(), "x", nil, "-c", cmdline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(v.Warnings, "")
+	if strings.Contains(env, "hunter2") || !strings.Contains(env, "CHARTSYNC_INTERNAL_LINT_WORKER=x") {
+		t.Errorf("worker environment: %s", env)
+	}
+}
+
+// TestLinterWorkerEndsOnItsOwn: a worker whose parent never kills it (the
+// parent was killed) exits soon after its time is up.
+func TestLinterWorkerEndsOnItsOwn(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("foo", "foo", "1.0.0", ""), map[string]string{"foo/templates/spin.yaml": spinTemplate}))
+	pkg, err := Build(context.Background(), os.DirFS(root), Chart{Dir: "foo"}, Options{Lint: LintWarn, Linter: &Linter{exe: "/bin/false", cache: map[string]Verdict{}}})
+	if err == nil || pkg != nil {
+		t.Fatalf("Build with a broken worker = %v, %v; want an error", pkg, err)
+	}
+	data := string(mustPackage(t, root))
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = []string{workerEnv + "=foo", workerTime + "=1s"}
+	cmd.Stdin = strings.NewReader(data)
+	start := time.Now()
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+		t.Errorf("worker ended with %v, want exit status 4", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("worker ran %v", d)
+	}
+}
+
+// mustPackage packages the chart in root/foo without linting it.
+func mustPackage(t *testing.T, root string) []byte {
+	t.Helper()
+	tr := newTree(os.DirFS(root), Limits{})
+	files, _, err := tr.loadDir(context.Background(), "foo", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := loader.LoadFiles(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := writeArchive(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestLintSkip: a build only for comparison lints nothing, starts no
+// worker, and gives the same bytes as a linted build.
+func TestLintSkip(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
+	l := testLinter(t)
+	skipped, err := buildOne(t, root, "charts/foo", Options{Lint: LintSkip, Linter: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	linted, err := buildOne(t, root, "charts/foo", Options{Lint: LintWarn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped.Digest != linted.Digest || len(skipped.Warnings) != 0 || l.runs.Load() != 0 {
+		t.Errorf("LintSkip: digest %s (linted %s), warnings %q, %d workers", skipped.Digest, linted.Digest, skipped.Warnings, l.runs.Load())
 	}
 }

@@ -248,3 +248,39 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBuildLintWorker is BenchmarkBuild with lint in a child process
+// and no cached verdict: the price of the bound.
+func BenchmarkBuildLintWorker(b *testing.B) {
+	root := b.TempDir()
+	c := typicalTree(b, root)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := NewLinter("")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Build(ctx, os.DirFS(root), c, Options{Linter: l}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildLintCached is BenchmarkBuild with the verdict cached: what
+// an unchanged chart costs.
+func BenchmarkBuildLintCached(b *testing.B) {
+	root := b.TempDir()
+	c := typicalTree(b, root)
+	ctx := context.Background()
+	l, err := NewLinter("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(ctx, os.DirFS(root), c, Options{Linter: l}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

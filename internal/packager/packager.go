@@ -94,6 +94,11 @@ const (
 	LintStrict LintMode = iota
 	// LintWarn turns error-severity lint messages into Package.Warnings.
 	LintWarn
+	// LintSkip does not lint (nor check values.schema.json, which only
+	// lint reads): for a build whose package is only compared with one
+	// already published, never published itself. Lint does not change the
+	// package's bytes.
+	LintSkip
 )
 
 // Options tune Build. The zero value is the strict default.

@@ -89,7 +89,9 @@ func (c *DigestCache) Refused(key, version string) (string, bool) {
 	return e.Refused, ok && version != "" && e.Version == version && e.Refused != ""
 }
 
-// Save writes the cache to its file, atomically, if it changed.
+// Save writes the cache to its file, atomically, if it changed. The file
+// (0600) and a directory it creates (0700) are private, as the whole state
+// dir is.
 func (c *DigestCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -100,11 +102,11 @@ func (c *DigestCache) Save() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(c.file), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.MkdirAll(filepath.Dir(c.file), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("save digest cache: %w", err)
 	}
 	tmp := c.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("save digest cache: %w", err)
 	}
 	if err := os.Rename(tmp, c.file); err != nil {

@@ -58,14 +58,24 @@ func (c Config) maxPackageSize() int64 {
 // written from its source: changing its fields in the IndexFile has no
 // effect on what is written. The format is kept: an index read as JSON is
 // written as JSON, one read as YAML (or a new one) as YAML.
+//
+// Marshal writes the entries the IndexFile holds: one removed from it (as
+// tests do, to play a lost update) is not written.
+//
+// A YAML index laid out as helm writes it (block style, one document) is
+// written by putting the new entries and the generated time into its text:
+// every other byte stays. Any other YAML, or one some entries were removed
+// from, is parsed again at write time and re-encoded node by node, its
+// aliases expanded.
 type Index struct {
 	*repo.IndexFile
 
 	json bool // read from JSON: write JSON
-	// YAML source: the top-level mapping and the node of each entry read.
-	top       *yaml.Node
-	yamlEntry map[*repo.ChartVersion]*yaml.Node
-	yamlName  map[string]*yaml.Node // the key node of each chart name read
+	// YAML source, the ordinal of each entry read in it, and where new
+	// entries go (nil: the source is not laid out as helm writes).
+	src    []byte
+	ord    map[*repo.ChartVersion]int
+	layout *yamlLayout
 	// JSON source: the top-level members in order, and each entry read.
 	jsonTop   []jsonMember
 	jsonEntry map[*repo.ChartVersion]json.RawMessage
@@ -190,23 +200,16 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	}
 	top := doc.Content[0]
 	c := &converter{budget: 2*len(b) + 1024}
-	if err := c.expandAliases(top); err != nil {
-		return nil, err
-	}
-	idx := &Index{IndexFile: &repo.IndexFile{}, top: top,
-		yamlEntry: map[*repo.ChartVersion]*yaml.Node{}, yamlName: map[string]*yaml.Node{}}
+	idx := &Index{IndexFile: &repo.IndexFile{}, src: b, ord: map[*repo.ChartVersion]int{}}
 
 	// Every top-level field but entries, converted to JSON as helm's
 	// reader (sigs.k8s.io/yaml) does, except that a scalar bound for a
 	// string keeps its exact text.
 	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	var entries *yaml.Node
 	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value == "entries" {
-			entries = top.Content[i+1]
-			continue
+		if top.Content[i].Value != "entries" {
+			rest.Content = append(rest.Content, top.Content[i], top.Content[i+1])
 		}
-		rest.Content = append(rest.Content, top.Content[i], top.Content[i+1])
 	}
 	js, err := c.json(nil, rest, typeIndexFile)
 	if err != nil {
@@ -216,56 +219,436 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 		return nil, err
 	}
 	idx.Entries = map[string]repo.ChartVersions{}
+	err = walkEntries(top, func(name string, k int, item *yaml.Node) error {
+		js, err := c.json(nil, item, typeChartVersion)
+		if err != nil {
+			return fmt.Errorf("entries: %s: %w", name, err)
+		}
+		cv := &repo.ChartVersion{}
+		if err := json.Unmarshal(js, cv); err != nil {
+			return fmt.Errorf("entries: %s: %w", name, err)
+		}
+		idx.Entries[name] = append(idx.Entries[name], cv)
+		idx.ord[cv] = k
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	idx.layout = layoutOf(b, top)
+	return idx, nil
+}
+
+// walkEntries calls fn for each item of each chart's list under entries,
+// in document order, with its ordinal k; null items are skipped (helm
+// drops them) but counted.
+func walkEntries(top *yaml.Node, fn func(name string, k int, item *yaml.Node) error) error {
+	var entries *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "entries" {
+			entries = deref(top.Content[i+1])
+		}
+	}
 	if entries == nil || entries.ShortTag() == "!!null" {
-		return idx, nil
+		return nil
 	}
 	if entries.Kind != yaml.MappingNode {
-		return nil, errors.New("entries: not a mapping")
+		return errors.New("entries: not a mapping")
 	}
+	k := 0
 	for i := 0; i+1 < len(entries.Content); i += 2 {
-		keyNode, list := entries.Content[i], entries.Content[i+1]
-		name := keyNode.Value
-		idx.yamlName[name] = keyNode
+		name, list := entries.Content[i].Value, deref(entries.Content[i+1])
 		if list.ShortTag() == "!!null" {
 			continue
 		}
 		if list.Kind != yaml.SequenceNode {
-			return nil, fmt.Errorf("entries: %s: not a list", name)
+			return fmt.Errorf("entries: %s: not a list", name)
 		}
-		for j, item := range list.Content {
-			if item.ShortTag() == "!!null" {
-				continue
+		for _, item := range list.Content {
+			if deref(item).ShortTag() != "!!null" {
+				if err := fn(name, k, item); err != nil {
+					return err
+				}
 			}
-			js, err := c.json(nil, item, typeChartVersion)
-			if err != nil {
-				return nil, fmt.Errorf("entries: %s[%d]: %w", name, j, err)
-			}
-			cv := &repo.ChartVersion{}
-			if err := json.Unmarshal(js, cv); err != nil {
-				return nil, fmt.Errorf("entries: %s[%d]: %w", name, j, err)
-			}
-			idx.Entries[name] = append(idx.Entries[name], cv)
-			idx.yamlEntry[cv] = item
+			k++
 		}
 	}
-	return idx, nil
+	return nil
 }
 
-// Marshal renders the index, entries sorted newest version first as helm
-// sorts them, keeping what was read (see Index).
+// deref follows an alias to the node it names.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// yamlLayout says where in a YAML source new entries and the generated
+// time go, so that writing the index changes nothing else in the text.
+type yamlLayout struct {
+	generated   int // line of the generated key, with its value on it; 0: none
+	genCol      int // column of generated's value
+	charts      []chartLayout
+	entriesLine int // line of the entries key
+	entriesCol  int // column of the chart names
+	dashOffset  int // column of a chart's "- " minus that of its name
+	entriesEnd  int // line of the next top-level key after entries; 0: end of file
+}
+
+// chartLayout is where one chart's list is: its name's line, and the line
+// and column of the "-" of its first item.
+type chartLayout struct {
+	name              string
+	keyLine, itemLine int
+	dashCol           int
+}
+
+// layoutOf returns the layout of a block-style index (what helm and
+// chartsync write), or nil for anything else (flow style, several
+// documents, an empty entries, a generated time with a comment...): such
+// an index is written by encoding its nodes instead.
+func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
+	lines := splitLines(src)
+	if top.Style&yaml.FlowStyle != 0 || top.Column != 1 {
+		return nil
+	}
+	for i, l := range lines {
+		if i+1 > top.Line && (bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("..."))) {
+			return nil // another document, or an end marker: nothing can follow
+		}
+	}
+	lay := &yamlLayout{}
+	var entries *yaml.Node
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		key, val := top.Content[i], top.Content[i+1]
+		switch {
+		case entries != nil && lay.entriesEnd == 0:
+			lay.entriesEnd = key.Line
+		}
+		switch key.Value {
+		case "entries":
+			entries, lay.entriesLine = val, key.Line
+		case "generated":
+			if val.Kind != yaml.ScalarNode || val.Line != key.Line || val.LineComment != "" {
+				return nil
+			}
+			// The value must be all that is left of its line.
+			var v string
+			text := string(lineText(lines[val.Line-1]))
+			if val.Column-1 > len(text) || yaml.Unmarshal([]byte(text[val.Column-1:]), &v) != nil || v != val.Value {
+				return nil
+			}
+			lay.generated, lay.genCol = val.Line, val.Column
+		}
+	}
+	if entries == nil || entries.Kind != yaml.MappingNode || entries.Style&yaml.FlowStyle != 0 || len(entries.Content) == 0 {
+		return nil
+	}
+	lay.entriesCol = entries.Content[0].Column
+	seen := map[int]bool{}
+	for i := 0; i+1 < len(entries.Content); i += 2 {
+		key, list := entries.Content[i], entries.Content[i+1]
+		if key.Kind != yaml.ScalarNode || key.Column != lay.entriesCol || seen[key.Line] ||
+			list.Kind != yaml.SequenceNode || list.Style&yaml.FlowStyle != 0 || len(list.Content) == 0 {
+			return nil
+		}
+		seen[key.Line] = true
+		first := list.Content[0]
+		if first.Line <= key.Line {
+			return nil
+		}
+		// The item's "-" is the first thing on its line.
+		line := lines[first.Line-1]
+		before := bytes.TrimRight(line[:min(first.Column-1, len(line))], " ")
+		dash := len(before)
+		if dash == 0 || before[dash-1] != '-' || len(bytes.TrimLeft(before[:dash-1], " ")) != 0 {
+			return nil
+		}
+		lay.charts = append(lay.charts, chartLayout{name: key.Value, keyLine: key.Line, itemLine: first.Line, dashCol: dash})
+		if i == 0 {
+			lay.dashOffset = dash - lay.entriesCol
+		}
+	}
+	return lay
+}
+
+// splitLines splits b into lines, each with its line break.
+func splitLines(b []byte) [][]byte {
+	var lines [][]byte
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			lines = append(lines, b)
+			break
+		}
+		lines = append(lines, b[:i+1])
+		b = b[i+1:]
+	}
+	return lines
+}
+
+// lineText is a line without its line break and trailing spaces.
+func lineText(l []byte) []byte {
+	return bytes.TrimRight(l, " \t\r\n")
+}
+
+// Marshal renders the index, keeping what was read (see Index). New
+// entries of a chart go before the ones read (helm lists newest first),
+// new charts in name order among the ones read.
 func (idx *Index) Marshal() ([]byte, error) {
 	idx.SortEntries()
 	var b []byte
 	var err error
-	if idx.json {
+	switch {
+	case idx.json:
 		b, err = idx.marshalJSON()
-	} else {
-		b, err = idx.marshalYAML()
+	case idx.layout != nil && idx.keepsAllRead():
+		b, err = idx.spliceYAML()
+	default:
+		b, err = idx.encodeYAML()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("marshal index: %w", err)
 	}
 	return b, nil
+}
+
+// keepsAllRead reports whether every entry read is still in the index
+// once: splicing writes them all, whatever the IndexFile says.
+func (idx *Index) keepsAllRead() bool {
+	seen := make(map[int]bool, len(idx.ord))
+	for _, cvs := range idx.Entries {
+		for _, cv := range cvs {
+			if k, ok := idx.ord[cv]; ok {
+				if seen[k] {
+					return false
+				}
+				seen[k] = true
+			}
+		}
+	}
+	return len(seen) == len(idx.ord)
+}
+
+// added returns the entries of chart name that were not read.
+func (idx *Index) added(name string) []*repo.ChartVersion {
+	var out []*repo.ChartVersion
+	for _, cv := range idx.Entries[name] {
+		if _, ok := idx.ord[cv]; !ok {
+			out = append(out, cv)
+		}
+	}
+	return out
+}
+
+// spliceYAML writes the source with the new entries and the generated
+// time put in: every other byte stays as it was.
+func (idx *Index) spliceYAML() ([]byte, error) {
+	lay := idx.layout
+	lines := splitLines(idx.src)
+	inserts := map[int][]byte{} // text to put before line n (1-based); len(lines)+1: at the end
+	end := len(lines) + 1
+	byName := map[string]chartLayout{}
+	for _, cl := range lay.charts {
+		byName[cl.name] = cl
+	}
+	for _, name := range idx.names() {
+		added := idx.added(name)
+		if len(added) == 0 {
+			continue
+		}
+		if cl, ok := byName[name]; ok {
+			text, err := helmItems(added, cl.dashCol)
+			if err != nil {
+				return nil, err
+			}
+			at := hoist(lines, cl.itemLine, cl.keyLine)
+			inserts[at] = append(inserts[at], text...)
+			continue
+		}
+		at := lay.entriesEnd
+		if at == 0 {
+			at = end
+		}
+		for _, cl := range lay.charts {
+			if cl.name > name {
+				at = cl.keyLine
+				break
+			}
+		}
+		at = hoist(lines, at, lay.entriesLine)
+		key, err := helmScalar(name)
+		if err != nil {
+			return nil, err
+		}
+		text := fmt.Appendf(nil, "%s%s:\n", strings.Repeat(" ", lay.entriesCol-1), key)
+		items, err := helmItems(added, lay.entriesCol+lay.dashOffset)
+		if err != nil {
+			return nil, err
+		}
+		inserts[at] = append(inserts[at], append(text, items...)...)
+	}
+	generated := `"` + idx.Generated.Format(time.RFC3339Nano) + `"`
+	if lay.generated == 0 {
+		inserts[end] = append(inserts[end], "generated: "+generated+"\n"...)
+	}
+
+	var out bytes.Buffer
+	out.Grow(len(idx.src) + 4096)
+	for i, l := range lines {
+		out.Write(inserts[i+1])
+		if i+1 == lay.generated {
+			out.Write(l[:lay.genCol-1])
+			out.WriteString(generated)
+			out.Write(l[len(lineText(l)):]) // the line break
+			continue
+		}
+		out.Write(l)
+	}
+	if len(lines) > 0 && !bytes.HasSuffix(idx.src, []byte("\n")) && len(inserts[end]) > 0 {
+		out.WriteByte('\n')
+	}
+	out.Write(inserts[end])
+	return out.Bytes(), nil
+}
+
+// hoist moves an insertion point (a 1-based line) up over the comment
+// lines right above it, which belong to what follows, but not up to floor.
+func hoist(lines [][]byte, at, floor int) int {
+	for at-1 > floor && at-1 <= len(lines) && bytes.HasPrefix(bytes.TrimLeft(lines[at-2], " "), []byte("#")) {
+		at--
+	}
+	return at
+}
+
+// helmItems writes entries as helm does, as items of a block sequence
+// whose "-" is at column dashCol.
+func helmItems(cvs []*repo.ChartVersion, dashCol int) ([]byte, error) {
+	var out []byte
+	indent := strings.Repeat(" ", dashCol-1)
+	for _, cv := range cvs {
+		b, err := sigsyaml.Marshal(cv)
+		if err != nil {
+			return nil, err
+		}
+		for i, l := range splitLines(b) {
+			switch {
+			case i == 0:
+				out = append(out, indent+"- "...)
+			case len(lineText(l)) > 0:
+				out = append(out, indent+"  "...)
+			}
+			out = append(out, l...)
+		}
+		if !bytes.HasSuffix(out, []byte("\n")) {
+			out = append(out, '\n')
+		}
+	}
+	return out, nil
+}
+
+// helmScalar writes s as helm writes a string: quoted when a YAML 1.1
+// reader would take it for something else (y, on, 1.0).
+func helmScalar(s string) (string, error) {
+	b, err := sigsyaml.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	text := strings.TrimSuffix(string(b), "\n")
+	if strings.Contains(text, "\n") {
+		return "", fmt.Errorf("chart name %q does not fit on one line", s)
+	}
+	return text, nil
+}
+
+// encodeYAML writes the index by encoding YAML nodes: those of the source
+// (parsed again, aliases expanded) for what was read, helm's for what was
+// added. It serves new indexes and sources whose layout is not helm's.
+func (idx *Index) encodeYAML() ([]byte, error) {
+	top := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: "apiVersion"},
+		{Kind: yaml.ScalarNode, Tag: "!!str", Value: idx.APIVersion},
+	}}
+	items := map[int]*yaml.Node{}
+	names := map[string]*yaml.Node{}
+	if idx.src != nil {
+		var doc yaml.Node
+		if err := yaml.Unmarshal(idx.src, &doc); err != nil {
+			return nil, err
+		}
+		src := doc.Content[0]
+		c := &converter{budget: 2*len(idx.src) + 1024}
+		if err := c.expandAliases(src); err != nil {
+			return nil, err
+		}
+		err := walkEntries(src, func(_ string, k int, item *yaml.Node) error {
+			items[k] = item
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i+1 < len(src.Content); i += 2 {
+			if src.Content[i].Value == "entries" && src.Content[i+1].Kind == yaml.MappingNode {
+				e := src.Content[i+1].Content
+				for j := 0; j+1 < len(e); j += 2 {
+					names[e[j].Value] = e[j]
+				}
+			}
+		}
+		top.Style, top.HeadComment, top.LineComment, top.FootComment = src.Style&^yaml.FlowStyle, src.HeadComment, src.LineComment, src.FootComment
+		top.Content = src.Content
+	}
+
+	entries := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, name := range idx.names() {
+		key := names[name]
+		if key == nil {
+			var err error
+			if key, err = helmNode(name); err != nil {
+				return nil, err
+			}
+		}
+		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, cv := range idx.Entries[name] {
+			k, ok := idx.ord[cv]
+			item := items[k]
+			if !ok || item == nil {
+				var err error
+				if item, err = helmNode(cv); err != nil {
+					return nil, err
+				}
+			}
+			list.Content = append(list.Content, item)
+		}
+		entries.Content = append(entries.Content, key, list)
+	}
+	generated := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Style: yaml.DoubleQuotedStyle,
+		Value: idx.Generated.Format(time.RFC3339Nano)}
+	set := func(key string, val *yaml.Node) {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == key {
+				top.Content[i+1] = val
+				return
+			}
+		}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, val)
+	}
+	set("entries", entries)
+	set("generated", generated)
+
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	enc.CompactSeqIndent()
+	if err := enc.Encode(top); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 func (idx *Index) names() []string {
@@ -340,67 +723,6 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 		return nil, err
 	}
 	out.WriteByte('\n')
-	return out.Bytes(), nil
-}
-
-func (idx *Index) marshalYAML() ([]byte, error) {
-	entries := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for _, name := range idx.names() {
-		key := idx.yamlName[name]
-		if key == nil {
-			var err error
-			if key, err = helmNode(name); err != nil {
-				return nil, err
-			}
-		}
-		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, cv := range idx.Entries[name] {
-			item := idx.yamlEntry[cv]
-			if item == nil {
-				var err error
-				if item, err = helmNode(cv); err != nil {
-					return nil, err
-				}
-			}
-			list.Content = append(list.Content, item)
-		}
-		entries.Content = append(entries.Content, key, list)
-	}
-	generated := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Style: yaml.DoubleQuotedStyle,
-		Value: idx.Generated.Format(time.RFC3339Nano)}
-
-	top := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	if idx.top != nil {
-		*top = *idx.top
-		top.Content = slices.Clone(idx.top.Content)
-	} else {
-		top.Content = []*yaml.Node{
-			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "apiVersion"},
-			{Kind: yaml.ScalarNode, Tag: "!!str", Value: idx.APIVersion},
-		}
-	}
-	set := func(key string, val *yaml.Node) {
-		for i := 0; i+1 < len(top.Content); i += 2 {
-			if top.Content[i].Value == key {
-				top.Content[i+1] = val
-				return
-			}
-		}
-		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, val)
-	}
-	set("entries", entries)
-	set("generated", generated)
-
-	var out bytes.Buffer
-	enc := yaml.NewEncoder(&out)
-	enc.SetIndent(2)
-	enc.CompactSeqIndent()
-	if err := enc.Encode(top); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
 	return out.Bytes(), nil
 }
 

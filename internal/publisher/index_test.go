@@ -94,7 +94,7 @@ func TestIndexPreservesForeignYAML(t *testing.T) {
 		`x-top: {a: 1, b: [x, "y"]}` + "\n",
 		"    digest: " + zeros + "\n",
 		"    digest: " + ones + "\n",
-		"    x-signed-by: release team # kept\n",
+		"    x-signed-by: release team   # kept\n",
 		"    created: 2020-01-01T00:00:00Z\n",
 		`generated: "2026-01-02T03:04:05Z"`,
 	} {
@@ -213,9 +213,120 @@ func TestIndexRoundTripIsStable(t *testing.T) {
 	}
 }
 
+// TestIndexWriteChangesOnlyWhatIsNew: writing an index laid out as helm
+// writes it puts the new entries in and changes the generated time; every
+// other line stays byte for byte, in order. Other layouts are re-encoded;
+// either way the result reads back with every entry.
+func TestIndexWriteChangesOnlyWhatIsNew(t *testing.T) {
+	helmIndex := repo.NewIndexFile()
+	for _, nv := range [][2]string{{"b", "1.0.0"}, {"b", "1.1.0"}, {"d", "0.1.0"}} {
+		helmIndex.MustAdd(&chart.Metadata{APIVersion: "v2", Name: nv[0], Version: nv[1], Description: "multi\nline: text"},
+			Filename(nv[0], nv[1]), "https://charts.example.org", "sha-"+nv[0])
+	}
+	helmText, err := sigsyaml.Marshal(helmIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		src     string
+		spliced bool
+	}{
+		"helm":                               {string(helmText), true},
+		"foreign":                            {foreignYAML, true},
+		"crlf, no final nl":                  {strings.TrimSuffix(strings.ReplaceAll(foreignYAML, "\n", "\r\n"), "\r\n"), true},
+		"entries last":                       {"apiVersion: v1\nentries:\n  b:\n    - name: b\n      version: 1.0.0\n", true},
+		"four spaces, comments, blank lines": {"# head\napiVersion: v1\n\nentries:\n    # about b\n    b:\n        -   name: b\n            version: 1.0.0\n            description: |\n                literal\n\n                text\n\n    d:   # trailing\n    -   name: d\n        version: 0.1.0\n# foot\ngenerated:   \"2020-01-01T00:00:00Z\"\nx-after: 1\n", true},
+		"flow":                               {`{apiVersion: v1, entries: {b: [{name: b, version: 1.0.0}]}, generated: "2020-01-01T00:00:00Z"}`, false},
+		"empty entries":                      {"apiVersion: v1\nentries: {}\ngenerated: 2020-01-01T00:00:00Z\n", false},
+		"generated comment":                  {"apiVersion: v1\nentries:\n  b:\n  - {name: b, version: 1.0.0}\ngenerated: 2020-01-01T00:00:00Z # no\n", false},
+		"end marker":                         {"apiVersion: v1\nentries:\n  b:\n  - {name: b, version: 1.0.0}\n...\n", false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			idx, err := ParseIndex([]byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (idx.layout != nil) != tc.spliced {
+				t.Fatalf("spliced = %v, want %v", idx.layout != nil, tc.spliced)
+			}
+			n := Entries(idx)
+			for _, nv := range [][2]string{{"a", "1.0.0"}, {"b", "2.0.0"}, {"c", "1.0.0"}, {"z", "1.0.0"}, {"z", "1.1.0"}} {
+				addEntry(t, idx, nv[0], nv[1])
+			}
+			idx.Generated = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			out, err := idx.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := ParseIndex(out)
+			if err != nil {
+				t.Fatalf("reading what was written: %v\n%s", err, out)
+			}
+			if Entries(again) != n+5 || !again.Generated.Equal(idx.Generated) {
+				t.Errorf("read back %d entries (want %d), generated %v:\n%s", Entries(again), n+5, again.Generated, out)
+			}
+			for _, nv := range [][2]string{{"a", "1.0.0"}, {"b", "2.0.0"}, {"c", "1.0.0"}, {"z", "1.1.0"}} {
+				if cv := Lookup(again, nv[0], nv[1]); cv == nil || cv.Digest != "sha-"+nv[0] {
+					t.Errorf("new entry %s %s read back as %+v", nv[0], nv[1], cv)
+				}
+			}
+			if name == "helm" {
+				var h repo.IndexFile
+				if err := sigsyaml.UnmarshalStrict(out, &h); err != nil {
+					t.Errorf("helm's strict reader: %v", err)
+				}
+			}
+			if !tc.spliced {
+				return
+			}
+			// Every line of the source but generated's is in the output,
+			// unchanged and in order.
+			outLines := strings.SplitAfter(string(out), "\n")
+			j := 0
+			for _, l := range strings.SplitAfter(tc.src, "\n") {
+				if strings.HasPrefix(l, "generated:") || l == "" {
+					continue
+				}
+				for j < len(outLines) && outLines[j] != l && outLines[j] != l+"\n" {
+					j++
+				}
+				if j == len(outLines) {
+					t.Fatalf("source line %q is not in the output (in order):\n%s", l, out)
+				}
+			}
+		})
+	}
+}
+
+// TestIndexRemovedEntryNotWritten: an entry removed from the IndexFile is
+// not written (the rest still is), in both formats.
+func TestIndexRemovedEntryNotWritten(t *testing.T) {
+	for name, in := range map[string]string{"yaml": foreignYAML, "json": foreignJSON} {
+		idx, err := ParseIndex([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := Entries(idx)
+		delete(idx.Entries, "a")
+		out, err := idx.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseIndex(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Lookup(again, "a", "1.0.0") != nil || Entries(again) != n-1 {
+			t.Errorf("%s: after removing a, read back %d entries (want %d):\n%s", name, Entries(again), n-1, out)
+		}
+	}
+}
+
 // TestIndexRefusesWhatItCannotKeep: an index that cannot be read whole is
 // an error, never a partial read.
 func TestIndexRefusesWhatItCannotKeep(t *testing.T) {
+	// An alias bomb where chartsync must read: in an entry.
 	bomb := "apiVersion: v1\nx: &a [y, y, y, y, y, y, y, y, y, y]\n"
 	prev := "a"
 	for i := range 12 {
@@ -223,6 +334,7 @@ func TestIndexRefusesWhatItCannotKeep(t *testing.T) {
 		bomb += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
 		prev = name
 	}
+	bomb += "entries:\n  a:\n  - name: a\n    keywords: *" + prev + "\n"
 	for name, in := range map[string]string{
 		"empty":         "  \n",
 		"no apiVersion": "entries: {}\n",
@@ -236,20 +348,31 @@ func TestIndexRefusesWhatItCannotKeep(t *testing.T) {
 			t.Errorf("%s: read without error", name)
 		}
 	}
-	// Aliases that stay small are read, and written expanded.
-	idx, err := ParseIndex([]byte("apiVersion: v1\nentries:\n  a:\n  - &e {name: a, version: 1.0.0, urls: [a.tgz]}\n  b:\n  - <<: *e\n    name: b\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cv := Lookup(idx, "b", "1.0.0"); cv == nil || cv.URLs[0] != "a.tgz" {
-		t.Errorf("merged entry b = %+v", cv)
-	}
-	out, err := idx.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ParseIndex(out); err != nil || strings.Contains(string(out), "*e") {
-		t.Errorf("written with aliases: %v\n%s", err, out)
+	// Aliases that stay small are read; written as they were when the
+	// source is block style, expanded when it is re-encoded (flow style).
+	for _, in := range []string{
+		"apiVersion: v1\nentries:\n  a:\n  - &e {name: a, version: 1.0.0, urls: [a.tgz]}\n  b:\n  - <<: *e\n    name: b\n",
+		"{apiVersion: v1, entries: {a: [&e {name: a, version: 1.0.0, urls: [a.tgz]}], b: [{<<: *e, name: b}]}}",
+	} {
+		idx, err := ParseIndex([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cv := Lookup(idx, "b", "1.0.0"); cv == nil || cv.URLs[0] != "a.tgz" {
+			t.Errorf("merged entry b = %+v", cv)
+		}
+		addEntry(t, idx, "0first", "1.0.0") // sorts before a: the anchor must stay before its alias
+		out, err := idx.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseIndex(out)
+		if err != nil {
+			t.Fatalf("reading what was written: %v\n%s", err, out)
+		}
+		if Entries(again) != 3 || Lookup(again, "b", "1.0.0").URLs[0] != "a.tgz" {
+			t.Errorf("written:\n%s", out)
+		}
 	}
 }
 
@@ -422,27 +545,26 @@ func addEntry(t *testing.T, idx *Index, name, version string) {
 }
 
 // entryNodes returns each entry of a YAML index, re-encoded alone, by
-// "name[i]" in the order versions are sorted.
+// "name[i]" in document order.
 func entryNodes(t *testing.T, b []byte) map[string]string {
 	t.Helper()
-	idx, err := ParseIndex(b)
-	if err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	idx.SortEntries()
 	m := map[string]string{}
-	for name, cvs := range idx.Entries {
-		for i, cv := range cvs {
-			node := idx.yamlEntry[cv]
-			if node == nil {
-				t.Fatalf("entry %s[%d] has no source", name, i)
-			}
-			out, err := yaml.Marshal(node)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[fmt.Sprintf("%s[%d]", name, i)] = string(out)
+	n := map[string]int{}
+	err := walkEntries(doc.Content[0], func(name string, _ int, item *yaml.Node) error {
+		out, err := yaml.Marshal(item)
+		if err != nil {
+			return err
 		}
+		m[fmt.Sprintf("%s[%d]", name, n[name])] = string(out)
+		n[name]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }

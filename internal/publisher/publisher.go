@@ -677,23 +677,44 @@ func (p *Publisher) mismatch(ctx context.Context, cv *repo.ChartVersion, obj sto
 		rep.Edited = append(rep.Edited, name)
 		return
 	}
-	b, ok := c.builds[name]
-	if !ok || b.sum() != cv.Digest || b.Metadata.Name != cv.Name || b.Metadata.Version != cv.Version {
-		rep.Modified = append(rep.Modified, name)
-		return
-	}
-	data, err := b.bytes(ctx)
-	if err == nil {
-		_, err = p.store.Replace(ctx, obj.Key, data, obj.Version)
-	}
+	from, err := p.restore(ctx, cv, obj, c)
 	if err != nil {
 		p.log.Warn("restore package", "store", p.store.String(), "chart", name, "err", err)
+	}
+	if from == "" {
 		rep.Modified = append(rep.Modified, name)
 		return
 	}
-	p.log.Warn("stored package differed from its index digest: restored the indexed bytes from this build",
-		"store", p.store.String(), "chart", name, "stored", sum, "digest", cv.Digest)
+	p.log.Warn("stored package differed from its index digest: restored the indexed bytes",
+		"store", p.store.String(), "chart", name, "from", from, "stored", sum, "digest", cv.Digest)
 	rep.Restored = append(rep.Restored, name)
+}
+
+// restore puts the indexed bytes of a replaced package back: from this
+// call's own build when it has exactly the indexed digest, else from the
+// versions the store kept (store.Versioned). It returns where the bytes
+// came from, or "" if it could not restore them.
+func (p *Publisher) restore(ctx context.Context, cv *repo.ChartVersion, obj store.Object, c *call) (string, error) {
+	name := path.Base(obj.Key)
+	if b, ok := c.builds[name]; ok && b.sum() == cv.Digest && b.Metadata.Name == cv.Name && b.Metadata.Version == cv.Version {
+		data, err := b.bytes(ctx)
+		if err == nil {
+			_, err = p.store.Replace(ctx, obj.Key, data, obj.Version)
+		}
+		if err == nil {
+			return "this build", nil
+		}
+		return "", err
+	}
+	v, ok := store.AsVersioned(p.store)
+	if !ok {
+		return "", nil
+	}
+	done, err := v.RestoreVersion(ctx, obj.Key, func(data []byte) bool { return digest(data) == cv.Digest })
+	if err != nil || !done {
+		return "", err
+	}
+	return "the store's kept versions", nil
 }
 
 // chartOf reads a package's Chart.yaml.

@@ -256,6 +256,9 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
+	for _, p := range tree.Problems() {
+		s.log.Warn("git tree entry left out", "commit", tree.Commit, "err", p)
+	}
 	return tree, nil
 }
 
@@ -464,15 +467,14 @@ func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Ch
 // result for charts[i].
 //
 // With compare set the builds are of published versions, only to compare
-// digests: lint findings are warnings and nothing is signed (signing does
-// not change the package bytes).
+// digests: nothing is linted or signed (neither changes the package bytes).
 func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, compare bool) []built {
 	opts := packager.Options{Lint: packager.LintStrict, Signer: s.signers[r.Name], Linter: s.linter}
-	if r.Lint == "warn" || compare {
+	if r.Lint == "warn" {
 		opts.Lint = packager.LintWarn
 	}
 	if compare {
-		opts.Signer = nil
+		opts.Signer, opts.Lint = nil, packager.LintSkip
 	}
 	out := make([]built, len(charts))
 	var g errgroup.Group

@@ -316,7 +316,10 @@ swift_dir = %s
 log_level = WARNING
 
 [pipeline:main]
-pipeline = catch_errors healthcheck cache tempauth proxy-server
+# copy and versioned_writes are named so that versioned_writes can be
+# configured (Swift adds both by default, versioned_writes disabled);
+# containers may then keep overwritten objects (X-History-Location).
+pipeline = catch_errors healthcheck cache tempauth copy versioned_writes proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -340,6 +343,13 @@ memcache_servers = 127.0.0.1:%d
 
 [filter:catch_errors]
 use = egg:swift#catch_errors
+
+[filter:copy]
+use = egg:swift#copy
+
+[filter:versioned_writes]
+use = egg:swift#versioned_writes
+allow_versioned_writes = true
 `, ports.proxy, currentUser(), dir, swiftKey, ports.memcached),
 	}
 	for server, port := range map[string]int{"account": ports.account, "container": ports.container, "object": ports.object} {

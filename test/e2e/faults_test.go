@@ -353,9 +353,11 @@ func TestStoreStoppedMidCycle(t *testing.T) {
 }
 
 // A package replaced behind chartsync's back (another tool, an operator)
-// is reported as MODIFIED, with exit 1, every cycle until someone looks;
-// its index entry keeps the digest of the published bytes (the index is
-// never rewritten to bless the replacement).
+// is put back by the next cycle when this publisher's build gives exactly
+// the indexed digest (the first indexed digest wins). When nothing here
+// builds it (the chart left git), it is reported as MODIFIED, with exit 1,
+// every cycle until someone looks; its index entry keeps the digest of the
+// published bytes (the index is never rewritten to bless the replacement).
 func TestReplacedPackageIsReported(t *testing.T) {
 	backends := []struct {
 		name string
@@ -379,13 +381,31 @@ func TestReplacedPackageIsReported(t *testing.T) {
 			s.mustRun("run", "--once")
 			published := checkConverged(t, obj.st, "", want)
 
-			_, ver, err := obj.st.Get(ctxT(t), "two-2.0.0.tgz")
-			if err != nil {
-				t.Fatal(err)
+			replace := func() {
+				t.Helper()
+				_, ver, err := obj.st.Get(ctxT(t), "two-2.0.0.tgz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := obj.st.Replace(ctxT(t), "two-2.0.0.tgz", []byte("not the published chart"), ver); err != nil {
+					t.Fatalf("replace the package behind chartsync's back: %v", err)
+				}
 			}
-			if _, err := obj.st.Replace(ctxT(t), "two-2.0.0.tgz", []byte("not the published chart"), ver); err != nil {
-				t.Fatalf("replace the package behind chartsync's back: %v", err)
+			// A site whose build has the indexed digest puts the indexed
+			// bytes back (issue 8: the first indexed digest wins).
+			replace()
+			code, out := s.run("run", "--once")
+			if code != 0 || !strings.Contains(out, "1 packages put back to their indexed bytes (two-2.0.0.tgz)") {
+				t.Errorf("cycle after the replacement: exit %d, want 0 and two-2.0.0.tgz put back:\n%s", code, out)
 			}
+			if got := readState(t, obj.st, "").packages["two-2.0.0.tgz"]; got != published["two-2.0.0.tgz"] {
+				t.Errorf("two-2.0.0.tgz holds %s after the restore, want the published %s", got, published["two-2.0.0.tgz"])
+			}
+			// Once the chart is gone from git, nothing can rebuild it (and
+			// the store keeps no versions): reported, every cycle.
+			r.git("rm", "-r", "-q", "charts/two")
+			r.commit("drop two")
+			replace()
 			for cycle := 1; cycle <= 2; cycle++ {
 				code, out := s.run("run", "--once")
 				if code != 1 || !strings.Contains(out, "1 MODIFIED in the store (two-2.0.0.tgz)") {

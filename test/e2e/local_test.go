@@ -140,9 +140,12 @@ func TestNoChangeWritesNothingAndBumpPublishesOne(t *testing.T) {
 		"charts/worker/values.yaml": "replicas: 5\n",
 	}))
 	r.commit("bump hello, change worker without a bump")
-	out = s.mustRun("run", "--once")
-	if !strings.Contains(out, "published 1, already published 2, failed 0") {
-		t.Errorf("bump run summary:\n%s", out)
+	// The edit without a bump fails worker, every cycle (issue 8); its
+	// published package stays.
+	code, out := s.run("run", "--once")
+	if code != 1 || !strings.Contains(out, "published 1, already published 1, failed 1") ||
+		!strings.Contains(out, `chart "worker" 0.3.0 (charts/worker): content differs from the published package: bump the version`) {
+		t.Errorf("bump run: exit %d\n%s", code, out)
 	}
 	after := readIndex(t, store)
 	if !after.Has("hello", "0.2.0") {

@@ -160,12 +160,13 @@ path = %q
 
 // outcome is what the JSON log says of one chart directory.
 type outcome struct {
-	Msg     string `json:"msg"` // "published" or "chart failed"
-	Dir     string `json:"dir"`
-	Chart   string `json:"chart"`
-	Version string `json:"version"`
-	Reason  string `json:"reason"`
-	Err     string `json:"err"`
+	Time    time.Time `json:"time"`
+	Msg     string    `json:"msg"` // "published" or "chart failed"
+	Dir     string    `json:"dir"`
+	Chart   string    `json:"chart"`
+	Version string    `json:"version"`
+	Reason  string    `json:"reason"`
+	Err     string    `json:"err"`
 }
 
 // result is one run of chartsync.
@@ -174,7 +175,8 @@ type result struct {
 	stdout   string
 	stderr   string
 	elapsed  time.Duration
-	maxRSS   int64              // peak resident set size of the process, bytes
+	maxRSS   int64              // peak resident set size of the process and the children it waited for, bytes
+	packing  time.Duration      // from the "git checkout" log line to the last one: discovery, packaging, publishing
 	charts   map[string]outcome // by chart directory
 	warnings []string           // lint warnings logged
 }
@@ -206,19 +208,27 @@ func (s *site) run(args ...string) *result {
 	}
 	sc := bufio.NewScanner(strings.NewReader(res.stderr))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var checkout, last time.Time
 	for sc.Scan() {
 		var o outcome
 		if json.Unmarshal(sc.Bytes(), &o) != nil {
 			continue
 		}
+		last = o.Time
 		switch o.Msg {
+		case "git checkout":
+			checkout = o.Time
 		case "published", "chart failed":
 			res.charts[o.Dir] = o
 		case "lint":
 			res.warnings = append(res.warnings, sc.Text())
 		}
 	}
-	s.t.Logf("chartsync %s: exit %d in %v, peak RSS %d MB", strings.Join(args[:len(args)-6], " "), res.code, res.elapsed.Round(time.Millisecond), res.maxRSS>>20)
+	if !checkout.IsZero() {
+		res.packing = last.Sub(checkout)
+	}
+	s.t.Logf("chartsync %s: exit %d in %v (%v after the checkout), peak RSS %d MB", strings.Join(args[:len(args)-6], " "), res.code,
+		res.elapsed.Round(time.Millisecond), res.packing.Round(time.Millisecond), res.maxRSS>>20)
 	return res
 }
 

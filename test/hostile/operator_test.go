@@ -15,18 +15,6 @@ import (
 	"time"
 )
 
-// closedPort returns a 127.0.0.1 address on which nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestSecretsNeverLogged: the git token and the S3 and Swift secrets are
 // read from files, and whatever fails (git unreachable, stores unreachable)
 // none of them appears in the logs, the summary or plan's output. Every
@@ -45,7 +33,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s3addr, swiftAddr, gitAddr := closedPort(t), closedPort(t), closedPort(t)
+	s3addr, swiftAddr, gitAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`state_dir = %[1]q
 [git]
 url = "http://%[2]s/charts.git"
@@ -118,7 +106,7 @@ func TestServeRefusesTraversal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := closedPort(t)
+	addr := freeAddr(t)
 	cmd := exec.Command(binary, "serve", "--config", s.config, "--listen", addr, "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {

@@ -180,15 +180,10 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	tmp, err := s.writeTemp(data)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", key, err)
-	}
-	defer tmp.discard()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return writeErr("create", key, err)
 	}
-	if err := os.Link(tmp.name, name); err != nil {
+	if err := s.place(data, name, os.Link); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", key, store.ErrExist)
 		}
@@ -233,12 +228,7 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string
 	case ver == "" || cur != ver:
 		return "", fmt.Errorf("replace %s: %w", key, store.ErrConflict)
 	}
-	tmp, err := s.writeTemp(data)
-	if err != nil {
-		return "", fmt.Errorf("replace %s: %w", key, err)
-	}
-	defer tmp.discard()
-	if err := os.Rename(tmp.name, name); err != nil {
+	if err := s.place(data, name, os.Rename); err != nil {
 		return "", writeErr("replace", key, err)
 	}
 	fi, err = os.Stat(name)
@@ -291,8 +281,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 	return objs, nil
 }
 
-// oldScratchPrefix starts the temporary files that releases before
-// TempDir wrote next to the objects.
+// oldScratchPrefix starts the temporary files written next to the objects:
+// by releases before TempDir, and where an object's directory is on
+// another file system than the root.
 const oldScratchPrefix = ".chartsync-tmp-"
 
 func isOldScratch(base string) bool {
@@ -313,13 +304,35 @@ func (t *temp) discard() {
 	t.f.Close()
 }
 
-// writeTemp writes data to a new file in TempDir, synced and locked.
-func (s *Store) writeTemp(data []byte) (*temp, error) {
-	dir := filepath.Join(s.root, TempDir)
+// place writes data to a temporary file and puts it at name with put
+// (link or rename). Where name's directory is another file system than
+// the root's (EXDEV: a mount point, or a symlinked prefix), the temporary
+// file goes next to the object instead, under a hidden name that List
+// skips and leftover removal knows.
+func (s *Store) place(data []byte, name string, put func(oldname, newname string) error) error {
+	tmp, err := writeTemp(filepath.Join(s.root, TempDir), "*", data)
+	if err != nil {
+		return err
+	}
+	defer tmp.discard()
+	err = put(tmp.name, name)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	near, err := writeTemp(filepath.Dir(name), oldScratchPrefix+"*", data)
+	if err != nil {
+		return err
+	}
+	defer near.discard()
+	return put(near.name, name)
+}
+
+// writeTemp writes data to a new file in dir, synced and locked.
+func writeTemp(dir, pattern string, data []byte) (*temp, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(dir, "*")
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}

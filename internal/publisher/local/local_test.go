@@ -3,11 +3,13 @@ package local
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,7 +66,7 @@ func TestTempFilesOutsideServedTree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	live, err := s.writeTemp([]byte("in flight"))
+	live, err := writeTemp(filepath.Join(root, TempDir), "*", []byte("in flight"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +156,80 @@ func dirNames(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// TestOtherFileSystem: a prefix directory on another file system than the
+// root (here a symlink to /dev/shm) still takes Create and Replace, and
+// leaves no temporary file behind.
+func TestOtherFileSystem(t *testing.T) {
+	ctx := t.Context()
+	root := t.TempDir()
+	other, err := os.MkdirTemp("/dev/shm", "chartsync-local-")
+	if err != nil {
+		t.Skip("no /dev/shm:", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(other) })
+	var rst, ost syscall.Stat_t
+	if syscall.Stat(root, &rst) != nil || syscall.Stat(other, &ost) != nil || rst.Dev == ost.Dev {
+		t.Skip("/dev/shm is not another file system here")
+	}
+	if err := os.Symlink(other, filepath.Join(root, "stable")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Config{Path: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, "stable/a-1.0.0.tgz", []byte("a")); err != nil {
+		t.Fatalf("Create across file systems: %v", err)
+	}
+	if err := s.Create(ctx, "stable/a-1.0.0.tgz", []byte("b")); !errors.Is(err, store.ErrExist) {
+		t.Errorf("second Create: %v, want ErrExist", err)
+	}
+	v, err := s.Replace(ctx, "stable/index.yaml", []byte("one"), "")
+	if err != nil {
+		t.Fatalf("Replace across file systems: %v", err)
+	}
+	if _, err := s.Replace(ctx, "stable/index.yaml", []byte("two"), v); err != nil {
+		t.Fatalf("second Replace: %v", err)
+	}
+	if names := dirNames(t, other); !slices.Equal(names, []string{"a-1.0.0.tgz", "index.yaml"}) {
+		t.Errorf("other file system holds %q, want only the objects", names)
+	}
+	if got, _, err := s.Get(ctx, "stable/index.yaml"); err != nil || string(got) != "two" {
+		t.Errorf("Get = %q, %v", got, err)
+	}
+}
+
+// TestOpenKeepsItsVersion: an object opened before a Replace reads (and
+// seeks within) the bytes it was opened at, as serve's range requests need.
+func TestOpenKeepsItsVersion(t *testing.T) {
+	ctx := t.Context()
+	s, err := New(ctx, Config{Path: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := s.Replace(ctx, "index.yaml", []byte("first version"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, obj, err := s.Open(ctx, "index.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := s.Replace(ctx, "index.yaml", []byte("second, longer version"), v1); err != nil {
+		t.Fatal(err)
+	}
+	rs, ok := r.(io.ReadSeeker)
+	if !ok {
+		t.Fatal("the local store's reader cannot seek")
+	}
+	if _, err := rs.Seek(6, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rs)
+	if err != nil || string(b) != "version" || obj.Version != v1 || obj.Size != 13 {
+		t.Errorf("read %q (%v), object %+v; want %q of version %q", b, err, obj, "version", v1)
+	}
 }

@@ -147,13 +147,13 @@ func ReadLimited(ctx context.Context, s Store, key string, limit int64) ([]byte,
 	if limit > 0 && obj.Size > limit {
 		return nil, "", TooLarge(key, obj.Size, limit)
 	}
-	max := obj.Size
+	var body io.Reader = r
 	if limit > 0 {
-		max = limit
+		body = io.LimitReader(r, limit+1)
 	}
 	var buf bytes.Buffer
-	buf.Grow(int(min(obj.Size, max)) + bytes.MinRead)
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	buf.Grow(int(obj.Size) + bytes.MinRead) // within limit: checked above
+	n, err := buf.ReadFrom(body)
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s: %w", key, err)
 	}

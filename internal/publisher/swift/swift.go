@@ -10,9 +10,16 @@
 //     stored version.
 //
 // What the store guarantees:
-//   - Create never replaces an object that existed when its PUT reached the
-//     proxy (412 gives store.ErrExist). Racing Creates of one key may all
-//     succeed; the stored bytes are those of one of them.
+//   - Create never replaces an object that existed when it last checked
+//     (store.ErrExist), and claims the final name with a server-side copy
+//     of a staged upload, so that its window (check to write) is two
+//     requests that do not depend on the upload's duration (see Create). Racing
+//     Creates of one key within that window may all succeed; the stored
+//     bytes are those of one of them.
+//   - List never shows Create's staging objects and deletes those older
+//     than StagingMaxAge: the only deletes the store does.
+//   - RestoreVersion (store.Versioned) copies back a kept version of an
+//     object when the container keeps overwritten objects.
 //   - Replace reads the stored version (HEAD) and refuses with
 //     store.ErrConflict or store.ErrNotExist when it does not match, before
 //     writing. Between that check and the PUT there is a window (one request
@@ -254,9 +261,10 @@ func (s *Store) notFound(ctx context.Context, err error) error {
 // Swift's copy cannot carry If-None-Match: * for the destination (the copy
 // middleware applies conditional headers to the source, which exists), so
 // the check of step 3 is the HEAD. Another writer's object that appears
-// between that HEAD and the copy is overwritten: a window of two short
-// requests (milliseconds, see docs/consistency.md), where a plain PUT's
-// window is its whole upload. A staging object left behind by a crash is
+// between that HEAD and the copy is overwritten: a window of two requests
+// (tens of milliseconds; the copy grows with the size inside the cluster,
+// see docs/consistency.md), where a plain PUT's window is its whole upload
+// over the client's link. A staging object left behind by a crash is
 // deleted by a later List (see List). These deletes of the store's own
 // staging names are the only deletes the store ever does.
 func (s *Store) Create(ctx context.Context, key string, data []byte) error {
@@ -395,74 +403,50 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 	default:
 		headers["If-Match"] = version
 	}
-	var (
-		lastErr error
-		unknown bool // the last attempt may have landed
-		tried   bool // some attempt may have landed
-	)
-	for attempt := range s.retries + 1 {
-		if attempt > 0 {
-			if err := store.Backoff(ctx, s.backoff, 5*time.Second, attempt); err != nil {
-				return "", fmt.Errorf("outcome unknown: %w (after %w)", err, lastErr)
-			}
-		}
-		if unknown {
-			stored, current, err := s.Get(ctx, key)
-			found := err == nil
-			switch {
-			case errors.Is(err, store.ErrNotExist):
-			case err != nil:
-				lastErr = fmt.Errorf("read back after unknown outcome: %w", err)
-				continue
-			case bytes.Equal(stored, data):
-				return current, nil
-			}
-			if err := store.Recheck(found, current, version, refused); err != nil {
-				return "", err
-			}
-			unknown = false
-		}
+	return store.ConditionalWrite{
+		Key: key, Data: data, Version: version, Refused: refused,
+		Attempts: s.retries + 1, Backoff: s.backoff,
 		// checkHash false with hash set: the proxy verifies the MD5 and
 		// answers 422 on a mismatch.
-		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(body), false, sendHash, store.ContentType(key), headers)
-		if err == nil {
+		Put: func(ctx context.Context) (string, error) {
+			out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(body), false, sendHash, store.ContentType(key), headers)
+			if err != nil {
+				return "", err
+			}
 			etag := strings.Trim(out["Etag"], `"`)
 			switch {
 			case etag == "":
 				return hash, nil
 			case copyFrom != "" && etag != hash:
-				return "", fmt.Errorf("copy from %s stored md5 %s, want %s", copyFrom, etag, hash)
+				return "", fmt.Errorf("%w: copy from %s stored md5 %s, want %s", errCopyMismatch, copyFrom, etag, hash)
 			}
 			return etag, nil
-		}
-		lastErr = err
-		code := statusCode(err)
-		switch {
-		case code == http.StatusPreconditionFailed:
-			if tried {
-				// The 412 may be the answer to an earlier attempt of ours.
-				if stored, current, gerr := s.Get(ctx, key); gerr == nil && bytes.Equal(stored, data) {
-					return current, nil
+		},
+		Classify: func(err error) (store.Verdict, error) {
+			switch code := statusCode(err); {
+			case errors.Is(err, errCopyMismatch):
+				return store.Failed, err
+			case code == http.StatusPreconditionFailed:
+				return store.Refused, nil
+			case code == http.StatusNotFound && copyFrom != "":
+				if err := s.notFound(ctx, swift.ObjectNotFound); !errors.Is(err, store.ErrNotExist) {
+					return store.Failed, err
 				}
+				return store.Failed, fmt.Errorf("staging object %s vanished before the copy", copyFrom)
+			case code == http.StatusNotFound:
+				return store.Failed, s.notFound(ctx, swift.ObjectNotFound)
+			case code == 0, code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code == 498:
+				return store.Unknown, nil
 			}
-			return "", refused
-		case code == http.StatusNotFound && copyFrom != "":
-			if err := s.notFound(ctx, swift.ObjectNotFound); !errors.Is(err, store.ErrNotExist) {
-				return "", err
-			}
-			return "", fmt.Errorf("staging object %s vanished before the copy", copyFrom)
-		case code == http.StatusNotFound:
-			return "", s.notFound(ctx, swift.ObjectNotFound)
-		case ctx.Err() != nil:
-			return "", fmt.Errorf("outcome unknown: %w", err)
-		case code == 0, code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code == 498:
-			unknown, tried = true, true
-		default:
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("outcome unknown after %d attempts: %w", s.retries+1, lastErr)
+			return store.Failed, err
+		},
+		Get: s.Get,
+	}.Do(ctx)
 }
+
+// errCopyMismatch: a server-side copy stored other bytes than the staging
+// object was written with.
+var errCopyMismatch = errors.New("copy stored other bytes")
 
 // List returns the objects whose keys start with prefix, in key order,
 // fetching the listing a page at a time. It leaves out Create's staging
@@ -498,6 +482,54 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error)
 		s.deleteStaging(ctx, name)
 	}
 	return objects, nil
+}
+
+var _ store.Versioned = (*Store)(nil)
+
+// RestoreVersion implements store.Versioned: when the container keeps
+// overwritten objects (X-History-Location or X-Versions-Location, the
+// versioned_writes middleware), it reads the kept versions of key, newest
+// first, and copies the first one that satisfies match back over key (a
+// server-side copy; the container then keeps the version it replaces).
+func (s *Store) RestoreVersion(ctx context.Context, key string, match func([]byte) bool) (bool, error) {
+	_, headers, err := s.conn.Container(ctx, s.container)
+	if err != nil {
+		return false, fmt.Errorf("restore %s: read container: %w", key, err)
+	}
+	archive := headers["X-History-Location"]
+	if archive == "" {
+		archive = headers["X-Versions-Location"]
+	}
+	if archive == "" {
+		return false, nil
+	}
+	if a, err := url.PathUnescape(archive); err == nil {
+		archive = a
+	}
+	// versioned_writes names each kept version "<3 hex digits: length of
+	// the name><name>/<timestamp>"; timestamps sort oldest first.
+	names, err := s.conn.ObjectNamesAll(ctx, archive, &swift.ObjectsOpts{Prefix: fmt.Sprintf("%03x%s/", len(key), key)})
+	if err != nil {
+		return false, fmt.Errorf("restore %s: list %s: %w", key, archive, err)
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		var buf bytes.Buffer
+		if _, err := s.conn.ObjectGet(ctx, archive, names[i], &buf, true, nil); err != nil {
+			return false, fmt.Errorf("restore %s: read %s/%s: %w", key, archive, names[i], err)
+		}
+		if !match(buf.Bytes()) {
+			continue
+		}
+		headers := swift.Headers{
+			"Content-Length": "0",
+			"X-Copy-From":    (&url.URL{Path: archive + "/" + names[i]}).EscapedPath(),
+		}
+		if _, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(nil), false, "", store.ContentType(key), headers); err != nil {
+			return false, fmt.Errorf("restore %s from %s/%s: %w", key, archive, names[i], err)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // statusCode returns the HTTP status of a failed request, or 0 when no

@@ -1,15 +1,25 @@
 package swift
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ncw/swift/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"helm.sh/helm/v3/pkg/chart"
+
+	"github.com/chartsync/chartsync/internal/metrics"
+	"github.com/chartsync/chartsync/internal/publisher"
 	"github.com/chartsync/chartsync/internal/publisher/store"
 	"github.com/chartsync/chartsync/internal/testenv"
 )
@@ -156,5 +166,90 @@ func BenchmarkCommitWindow(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestRestoreVersion: in a container that keeps overwritten objects
+// (X-History-Location), a package replaced after it was indexed is put back
+// to its indexed bytes by a publisher that cannot build them itself.
+func TestRestoreVersion(t *testing.T) {
+	srv := testenv.Swift(t)
+	s := newStore(t, srv, srv.AuthURL, "")
+	ctx := t.Context()
+	history := srv.NewContainer(t)
+	if err := s.conn.ContainerUpdate(ctx, s.container, swift.Headers{"X-History-Location": history}); err != nil {
+		t.Fatal(err)
+	}
+	first, late := []byte("first bytes"), []byte("late bytes")
+	if err := s.Create(ctx, "a-1.0.0.tgz", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.conn.ObjectPutBytes(ctx, s.container, "a-1.0.0.tgz", late, ""); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := s.RestoreVersion(ctx, "a-1.0.0.tgz", func(b []byte) bool { return string(b) == "no such bytes" }); done || err != nil {
+		t.Fatalf("RestoreVersion with no match = %v, %v", done, err)
+	}
+	done, err := s.RestoreVersion(ctx, "a-1.0.0.tgz", func(b []byte) bool { return bytes.Equal(b, first) })
+	if !done || err != nil {
+		t.Fatalf("RestoreVersion = %v, %v", done, err)
+	}
+	if got, _, err := s.Get(ctx, "a-1.0.0.tgz"); err != nil || !bytes.Equal(got, first) {
+		t.Errorf("after RestoreVersion: %q, %v", got, err)
+	}
+	// A container without a history keeps nothing to restore from.
+	plain := newStore(t, srv, srv.AuthURL, "")
+	if done, err := plain.RestoreVersion(ctx, "a-1.0.0.tgz", func([]byte) bool { return true }); done || err != nil {
+		t.Errorf("RestoreVersion without history = %v, %v", done, err)
+	}
+}
+
+// chartTgz makes a minimal chart archive.
+func chartTgz(t *testing.T, name, version, note string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, f := range []struct{ name, body string }{
+		{name + "/Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: %s\n", name, version, note)},
+		{name + "/values.yaml", "x: 1\n"},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.body))
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+// TestPublisherRestoresFromHistory: the publisher, through the metrics
+// wrapper, restores a replaced package from the container's kept versions
+// when its own build does not have the indexed digest.
+func TestPublisherRestoresFromHistory(t *testing.T) {
+	srv := testenv.Swift(t)
+	s := newStore(t, srv, srv.AuthURL, "")
+	ctx := t.Context()
+	if err := s.conn.ContainerUpdate(ctx, s.container, swift.Headers{"X-History-Location": srv.NewContainer(t)}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	wrapped := metrics.New(prometheus.NewRegistry(), "test", "test").InstrumentStore("swift", s)
+	first := chartTgz(t, "a", "1.0.0", "first")
+	md := &chart.Metadata{APIVersion: "v2", Name: "a", Version: "1.0.0", Description: "first"}
+	if _, err := publisher.New(wrapped, publisher.Config{}, log).Publish(ctx, []publisher.Package{{Metadata: md, Data: first}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.conn.ObjectPutBytes(ctx, s.container, "a-1.0.0.tgz", chartTgz(t, "a", "1.0.0", "late"), ""); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := publisher.New(wrapped, publisher.Config{}, log).Publish(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(rep.Restored) != "[a-1.0.0.tgz]" || len(rep.Modified) != 0 {
+		t.Fatalf("restored %v, modified %v", rep.Restored, rep.Modified)
+	}
+	if got, _, _ := s.Get(ctx, "a-1.0.0.tgz"); !bytes.Equal(got, first) {
+		t.Error("the indexed bytes were not restored")
 	}
 }
