@@ -26,6 +26,7 @@ END {
 	printf "| no-op cycle, local store | %s, %s store requests | `git fetch` + `git rev-parse`: %s |\n", dur(val("NoopCycle", "ns/op")), num(val("NoopCycle", "store-requests/op")), dur(val("GitCLINoop", "ns/op"))
 	printf "| no-op cycle, S3 (versitygw) | %s, %s store requests | |\n", dur(val("NoopCycleStores/s3", "ns/op")), num(val("NoopCycleStores/s3", "store-requests/op"))
 	printf "| no-op cycle, Swift | %s, %s store requests | |\n", dur(val("NoopCycleStores/swift", "ns/op")), num(val("NoopCycleStores/swift", "store-requests/op"))
+	printf "| no-op cycle, local store, index of %s KB (3,300 more versions) | %s, %s store requests | |\n", num(val("NoopCycleLargeIndex", "index-KB")), dur(val("NoopCycleLargeIndex", "ns/op")), num(val("NoopCycleLargeIndex", "store-requests/op"))
 	printf "| no-op cycle without the last decisions, local | %s, %s store requests | |\n", dur(val("NoopCycleUndecided", "ns/op")), num(val("NoopCycleUndecided", "store-requests/op"))
 	printf "| one bump commit -> in index.yaml, `POST /sync` to a running daemon | %s | |\n", dur(val("BumpPublishDaemon", "ns/op"))
 	printf "| first cycle, `chartsync run --once` (clone, package, lint, publish 100 charts) | %s, peak RSS %s MB (packs %s MB) | |\n", dur(val("FirstCycleBinary", "ns/op")), num(val("FirstCycleBinary", "peak-RSS-MB")), num(val("FirstCycleBinary", "pack-MB"))

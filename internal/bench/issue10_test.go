@@ -302,3 +302,43 @@ func BenchmarkHelmCLIPackageChart(b *testing.B) {
 		h.run(b, u.dir, "package", "charts/svc-000", "--destination", out)
 	}
 }
+
+// legacyEntries is the number of index entries BenchmarkNoopCycleLargeIndex
+// adds: the model user's index lists about 3,300 chart versions.
+const legacyEntries = 3300
+
+// BenchmarkNoopCycleLargeIndex is BenchmarkNoopCycle on an index that also
+// lists legacyEntries versions of an archived chart, published elsewhere
+// (absolute urls: not this store's packages, so the reconcile leaves them
+// alone). With nothing to discover or package, reading and parsing the
+// index is the no-op cycle's main cost; index-KB is its size.
+func BenchmarkNoopCycleLargeIndex(b *testing.B) {
+	u := newUpstream(b)
+	s := newSite(b, u, "")
+	s.run(b, numCharts)
+	index := filepath.Join(s.store, "index.yaml")
+	data := readFile(b, index)
+	var legacy strings.Builder
+	legacy.WriteString("entries:\n  legacy:\n")
+	for i := range legacyEntries {
+		fmt.Fprintf(&legacy, "  - apiVersion: v2\n    name: legacy\n    version: 0.%d.%d\n    description: an archived chart\n"+
+			"    created: \"2020-01-01T00:00:00Z\"\n    digest: %064x\n    urls:\n    - https://archive.example.org/legacy-0.%d.%d.tgz\n",
+			i/100, i%100, i, i/100, i%100)
+	}
+	if !strings.Contains(data, "\nentries:\n") {
+		b.Fatalf("index.yaml has no entries line:\n%.300s", data)
+	}
+	writeFile(b, index, strings.Replace(data, "\nentries:\n", "\n"+legacy.String(), 1))
+	s.run(b, 0) // a full cycle: the index changed
+	requests, n := 0, 0
+	for b.Loop() {
+		requests += s.run(b, 0)
+		n++
+	}
+	b.ReportMetric(float64(requests)/float64(n), "store-requests/op")
+	fi, err := os.Stat(index)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(fi.Size())/1024, "index-KB")
+}
