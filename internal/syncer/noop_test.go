@@ -235,6 +235,13 @@ func TestNoopCycle(t *testing.T) {
 	if d := sy.work.discovered.Load(); d != 0 {
 		t.Errorf("cycle after that discovered %d times, want 0", d)
 	}
+
+	// Other settings (a reload): a full cycle.
+	s.cfg.Repositories[0].Lint = "warn"
+	_, sy, _ = s.run()
+	if d := sy.work.discovered.Load(); d != 1 {
+		t.Errorf("cycle with other settings discovered %d times, want 1", d)
+	}
 }
 
 // output runs git in the repository and returns its output.
