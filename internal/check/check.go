@@ -76,14 +76,18 @@ type Finding struct {
 // String is the one line shown to people, e.g.
 // `error: unbumped: chart "foo" 1.0.0 (charts/foo): package changed without a version bump: templates/a.yaml`.
 func (f Finding) String() string {
+	repo := ""
+	if f.Repository != "" {
+		repo = "repository " + f.Repository + ": "
+	}
+	if f.Kind == Broken { // the packager's message names the chart
+		return fmt.Sprintf("%s: %s: %s%s", f.Severity, f.Kind, repo, f.Message)
+	}
 	where := fmt.Sprintf("chart %q %s (%s)", f.Name, f.Version, f.Dir)
 	if f.Name == "" {
 		where = "chart in " + f.Dir
 	}
-	if f.Repository != "" {
-		where = "repository " + f.Repository + ": " + where
-	}
-	return fmt.Sprintf("%s: %s: %s: %s", f.Severity, f.Kind, where, f.Message)
+	return fmt.Sprintf("%s: %s: %s%s: %s", f.Severity, f.Kind, repo, where, f.Message)
 }
 
 // Options say what to compare.
@@ -140,7 +144,7 @@ func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Optio
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("check charts: %w", err)
 		}
-		bc := b.match(hc)
+		bc := b.match(hc, h)
 		if bc != nil && bc.chart.Dir == hc.chart.Dir && bc.same(hc) {
 			continue // unchanged
 		}
@@ -156,15 +160,16 @@ func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Optio
 				return nil, fmt.Errorf("check chart %s: %w", dir, hc.err)
 			}
 		}
-		if hc.err != nil {
+		broken := hc.err != nil
+		if broken {
 			add(brokenFinding(dir, hc.err))
 		}
 		if others := without(byNameVersion[[2]string{name, version}], dir); len(others) > 0 {
 			add(Finding{Kind: Collision, Name: name, Version: version, Dir: dir, Others: others,
 				Message: fmt.Sprintf("another directory has the same name and version: %s", strings.Join(others, ", "))})
 		}
-		if bc == nil {
-			continue
+		if bc == nil || broken {
+			continue // a broken chart is not published: its version does not matter yet
 		}
 		bv, hv := bc.chart.Metadata.Version, version
 		f := Finding{Name: name, Version: version, Dir: dir, BaseDir: bc.chart.Dir, BaseVersion: bv}
@@ -278,16 +283,22 @@ func scan(ctx context.Context, fsys fs.FS, globs []string) (*side, error) {
 	return s, nil
 }
 
-// match returns the chart of this side that hc (of the other side) is: the
+// match returns the chart of this side that hc (of side other) is: the
 // chart with the same name in the same directory; else, the directory
-// having been renamed, the chart with the same name and version, else with
-// the same name, in the first directory. Nil if the chart is new.
-func (s *side) match(hc *built) *built {
+// having been renamed, a chart with the same name whose directory other
+// no longer has (with the same version if there is one, else the first).
+// Nil if the chart is new.
+func (s *side) match(hc *built, other *side) *built {
 	name := hc.chart.Metadata.Name
 	if c := s.byDir[hc.chart.Dir]; c != nil && c.chart.Metadata.Name == name {
 		return c
 	}
-	cands := s.byName[name]
+	var cands []*built
+	for _, c := range s.byName[name] {
+		if o := other.byDir[c.chart.Dir]; o == nil || o.chart.Metadata.Name != name {
+			cands = append(cands, c)
+		}
+	}
 	for _, c := range cands {
 		if c.chart.Metadata.Version == hc.chart.Metadata.Version {
 			return c
