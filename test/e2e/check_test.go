@@ -78,10 +78,10 @@ type checkOutput struct {
 	Failed     bool
 	Findings   []struct {
 		Kind, Severity, Name, Version, Dir, Reason, Message string
-		BaseDir     string   `json:"base_dir"`
-		BaseVersion string   `json:"base_version"`
-		Files       []string `json:"files"`
-		Others      []string `json:"others"`
+		BaseDir                                             string   `json:"base_dir"`
+		BaseVersion                                         string   `json:"base_version"`
+		Files                                               []string `json:"files"`
+		Others                                              []string `json:"others"`
 	}
 }
 
