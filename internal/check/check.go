@@ -18,10 +18,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/chartsync/chartsync/internal/packager"
 )
@@ -119,6 +121,7 @@ func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Optio
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("built charts", "base", len(b.charts), "head", len(h.charts))
 	var out []Finding
 	add := func(f Finding) {
 		f.Repository = opts.Repository
@@ -265,20 +268,27 @@ func scan(ctx context.Context, fsys fs.FS, globs []string) (*side, error) {
 	for _, e := range errs {
 		s.failed[e.Dir] = e
 	}
-	for _, c := range charts {
+	s.charts = make([]*built, len(charts))
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, c := range charts {
 		b := &built{chart: c}
-		pkg, err := packager.Build(ctx, fsys, c, packager.Options{Lint: packager.LintSkip})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("build chart %s: %w", c.Dir, ctx.Err())
-			}
-			b.err = err
-		} else {
-			b.data, b.digest = pkg.Data, pkg.Digest
-		}
-		s.charts = append(s.charts, b)
+		s.charts[i] = b
 		s.byDir[c.Dir] = b
 		s.byName[c.Metadata.Name] = append(s.byName[c.Metadata.Name], b)
+		g.Go(func() error {
+			pkg, err := packager.Build(ctx, fsys, c, packager.Options{Lint: packager.LintSkip})
+			if err != nil {
+				b.err = err
+				return nil
+			}
+			b.data, b.digest = pkg.Data, pkg.Digest
+			return nil
+		})
+	}
+	g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("build charts: %w", err)
 	}
 	return s, nil
 }
