@@ -56,7 +56,13 @@ func (o *options) check(ctx context.Context, f checkFlags, configSet bool) error
 	if err != nil {
 		return err
 	}
-	sets := []check.Options{{Globs: f.charts}}
+	// Lint as run does, in a bounded child process; verdicts are kept in
+	// memory only (check writes nothing).
+	linter, err := packager.NewLinter("")
+	if err != nil {
+		return &exitError{exitFailed, err}
+	}
+	sets := []check.Options{{Globs: f.charts, Linter: linter}}
 	if len(f.charts) == 0 {
 		// Only the charts, lint and repository names are used: secrets
 		// and stores need not exist where CI runs.
@@ -66,7 +72,7 @@ func (o *options) check(ctx context.Context, f checkFlags, configSet bool) error
 		}
 		sets = sets[:0]
 		for _, r := range cfg.Repositories {
-			opts := check.Options{Repository: r.Name, Globs: r.Charts}
+			opts := check.Options{Repository: r.Name, Globs: r.Charts, Linter: linter}
 			if r.Lint == "warn" {
 				opts.Lint = packager.LintWarn
 			}

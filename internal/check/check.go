@@ -102,6 +102,9 @@ type Options struct {
 	// Lint is the lint mode `run` uses for these charts (LintStrict or
 	// LintWarn).
 	Lint packager.LintMode
+	// Linter lints as run does (in a bounded child process); nil lints in
+	// this process.
+	Linter *packager.Linter
 }
 
 // Compare compares the charts of base and head (each the files of one
@@ -158,7 +161,7 @@ func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Optio
 		log.Debug("chart differs", "chart", name, "version", version, "dir", dir)
 		// broken: at head, with lint as run does.
 		if hc.err == nil {
-			_, hc.err = packager.Build(ctx, head, hc.chart, packager.Options{Lint: opts.Lint})
+			_, hc.err = packager.Build(ctx, head, hc.chart, packager.Options{Lint: opts.Lint, Linter: opts.Linter})
 			if errors.Is(hc.err, context.Canceled) || errors.Is(hc.err, context.DeadlineExceeded) {
 				return nil, fmt.Errorf("check chart %s: %w", dir, hc.err)
 			}

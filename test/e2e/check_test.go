@@ -77,11 +77,11 @@ type checkOutput struct {
 	Base, Head string
 	Failed     bool
 	Findings   []struct {
-		Kind, Severity, Name, Version, Dir, Reason, Message string
-		BaseDir                                             string   `json:"base_dir"`
-		BaseVersion                                         string   `json:"base_version"`
-		Files                                               []string `json:"files"`
-		Others                                              []string `json:"others"`
+		Kind, Severity, Name, Version, Dir, Reason, Message, Repository string
+		BaseDir                                                         string   `json:"base_dir"`
+		BaseVersion                                                     string   `json:"base_version"`
+		Files                                                           []string `json:"files"`
+		Others                                                          []string `json:"others"`
 	}
 }
 
@@ -115,6 +115,9 @@ func TestCheck(t *testing.T) {
 	r := checkHistory(t)
 	wt := filepath.Join(t.TempDir(), "wt")
 	r.git("worktree", "add", "-q", "--detach", wt, "feature")
+	// A configuration whose store and state dir do not exist: check uses
+	// only the repositories' charts, lint and names.
+	site, _ := newLocalSite(t, r, "")
 
 	all := []string{
 		"broken charts/badver",
@@ -137,6 +140,7 @@ func TestCheck(t *testing.T) {
 		{"feature against main, head defaults to HEAD", "", []string{"--base", "main", "--charts", "charts/*"}, all, 1, true},
 		{"in a linked worktree", wt, []string{"--base", "main", "--charts", "charts/*"}, all, 1, true},
 		{"explicit head", "", []string{"--base", "main", "--head", "feature", "--charts", "charts/*"}, all, 1, true},
+		{"charts of the configured repositories", "", []string{"--base", "main", "--config", site.config}, all, 1, true},
 		{"same commit", "", []string{"--base", "main", "--head", "main", "--charts", "charts/*"}, nil, 0, false},
 		{"downgrade alone is a warning", "", []string{"--base", "main~1", "--head", "down-only", "--charts", "charts/*"}, []string{"downgrade charts/down"}, 0, false},
 		{"helmignored file", "", []string{"--base", "main~1", "--head", "ignored-only", "--charts", "charts/*"}, nil, 0, false},
@@ -156,6 +160,9 @@ func TestCheck(t *testing.T) {
 			}
 			var got []string
 			for _, f := range out.Findings {
+				if wantRepo := map[bool]string{true: "stable"}[strings.Contains(tc.name, "configured")]; f.Repository != wantRepo {
+					t.Errorf("%s: repository %q, want %q", f.Dir, f.Repository, wantRepo)
+				}
 				s := f.Kind + " " + f.Dir
 				if f.Kind == "unbumped" {
 					s += " [" + strings.Join(f.Files, " ") + "]"
@@ -219,6 +226,8 @@ func TestCheck(t *testing.T) {
 		{"--base", "no-such-branch", "--charts", "charts/*"},
 		{"--charts", "charts/*"},
 		{"--base", "main", "--output", "yaml", "--charts", "charts/*"},
+		{"--base", "main", "--config", site.config, "--charts", "charts/*"},
+		{"--base", "main", "--config", filepath.Join(t.TempDir(), "none.toml")},
 	} {
 		cmd := exec.Command(binary, append([]string{"check"}, args...)...)
 		cmd.Dir = r.dir
