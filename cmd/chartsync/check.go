@@ -92,8 +92,13 @@ func (o *options) check(ctx context.Context, f checkFlags, configSet bool) error
 	if err != nil {
 		return &exitError{exitUsage, fmt.Errorf("--head: %w", err)}
 	}
+	unchanged, err := co.Unchanged(base.Commit, head.Commit)
+	if err != nil {
+		return &exitError{exitFailed, err}
+	}
 	findings := []check.Finding{}
 	for _, opts := range sets {
+		opts.Unchanged = unchanged
 		fs, err := check.Compare(ctx, log, base.FS, head.FS, opts)
 		if err != nil {
 			return &exitError{exitFailed, err}

@@ -105,6 +105,11 @@ type Options struct {
 	// Linter lints as run does (in a bounded child process); nil lints in
 	// this process.
 	Linter *packager.Linter
+	// Unchanged, if set, reports that a chart directory's files are the
+	// same at base and head and nothing in it points outside
+	// (Checkout.Unchanged): such a chart, unless it has a file://
+	// dependency, is not built at all. Nil builds every chart.
+	Unchanged func(dir string) bool
 }
 
 // Compare compares the charts of base and head (each the files of one
@@ -116,15 +121,15 @@ type Options struct {
 // twice at most (once per side, without lint) and linted only when it
 // differs. The error is for a failure to compare at all (ctx done).
 func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Options) ([]Finding, error) {
-	b, err := scan(ctx, base, opts.Globs)
+	b, err := scan(ctx, base, opts.Globs, opts.Unchanged)
 	if err != nil {
 		return nil, err
 	}
-	h, err := scan(ctx, head, opts.Globs)
+	h, err := scan(ctx, head, opts.Globs, opts.Unchanged)
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("built charts", "base", len(b.charts), "head", len(h.charts))
+	log.Debug("built charts", "base", b.built, "head", h.built)
 	var out []Finding
 	add := func(f Finding) {
 		f.Repository = opts.Repository
@@ -243,11 +248,16 @@ type built struct {
 	data   []byte
 	digest string
 	err    error // the build failed
+	// skipped: not built, the chart is the same at base and head.
+	skipped bool
 }
 
 // same reports whether two builds give the same result: the same bytes, or
-// the same failure.
+// the same failure, or both were skipped as unchanged.
 func (c *built) same(o *built) bool {
+	if c.skipped || o.skipped {
+		return c.skipped && o.skipped
+	}
 	if c.err != nil || o.err != nil {
 		return c.err != nil && o.err != nil && c.err.Error() == o.err.Error()
 	}
@@ -260,9 +270,12 @@ type side struct {
 	byDir  map[string]*built
 	byName map[string][]*built
 	failed map[string]error // Discover's errors by directory
+	built  int              // charts built
 }
 
-func scan(ctx context.Context, fsys fs.FS, globs []string) (*side, error) {
+// scan discovers the charts of one side and builds them without lint,
+// except those unchanged reports (see Options.Unchanged).
+func scan(ctx context.Context, fsys fs.FS, globs []string, unchanged func(string) bool) (*side, error) {
 	charts, errs := packager.Discover(ctx, fsys, globs)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("discover charts: %w", err)
@@ -279,6 +292,11 @@ func scan(ctx context.Context, fsys fs.FS, globs []string) (*side, error) {
 		s.charts[i] = b
 		s.byDir[c.Dir] = b
 		s.byName[c.Metadata.Name] = append(s.byName[c.Metadata.Name], b)
+		if unchanged != nil && !fileDeps(c) && unchanged(c.Dir) {
+			b.skipped = true
+			continue
+		}
+		s.built++
 		g.Go(func() error {
 			pkg, err := packager.Build(ctx, fsys, c, packager.Options{Lint: packager.LintSkip})
 			if err != nil {
@@ -384,4 +402,15 @@ func packageFiles(data []byte) (map[string][32]byte, error) {
 		copy(sum[:], hash.Sum(nil))
 		out[path.Clean(name)] = sum
 	}
+}
+
+// fileDeps reports whether c declares a file:// dependency, which the
+// packager reads from outside the chart directory.
+func fileDeps(c packager.Chart) bool {
+	for _, d := range c.Metadata.Dependencies {
+		if d != nil && strings.HasPrefix(d.Repository, "file://") {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/chartsync/chartsync/internal/gitsrc"
 )
@@ -110,4 +112,65 @@ func linkedCommonDir(root, dotgit string) (string, error) {
 		common = filepath.Join(gitdir, common)
 	}
 	return filepath.Clean(common), nil
+}
+
+// Unchanged returns a function reporting whether directory dir (slash
+// separated) is the same git tree at revisions base and head and holds no
+// symlink and no submodule: then nothing the packager reads from inside it
+// differs. (A file:// dependency reads outside; Compare checks that.) It
+// reads the two commits' tree objects down to dir, and dir's subtree once.
+func (c *Checkout) Unchanged(base, head string) (func(dir string) bool, error) {
+	bt, err := c.rootTree(base)
+	if err != nil {
+		return nil, err
+	}
+	ht, err := c.rootTree(head)
+	if err != nil {
+		return nil, err
+	}
+	return func(dir string) bool {
+		b, err := bt.Tree(dir)
+		if err != nil {
+			return false
+		}
+		h, err := ht.Tree(dir)
+		if err != nil || b.Hash != h.Hash {
+			return false
+		}
+		return selfContained(h)
+	}, nil
+}
+
+func (c *Checkout) rootTree(rev string) (*object.Tree, error) {
+	h, err := c.resolver.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return nil, fmt.Errorf("resolve revision %q: %w", rev, err)
+	}
+	cm, err := c.resolver.CommitObject(*h)
+	if err != nil {
+		return nil, fmt.Errorf("read revision %q: %w", rev, err)
+	}
+	t, err := cm.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("read tree of %q: %w", rev, err)
+	}
+	return t, nil
+}
+
+// selfContained reports whether t and its subtrees hold only regular files
+// and directories.
+func selfContained(t *object.Tree) bool {
+	for _, e := range t.Entries {
+		switch e.Mode {
+		case filemode.Regular, filemode.Executable, filemode.Deprecated:
+		case filemode.Dir:
+			sub, err := t.Tree(e.Name)
+			if err != nil || !selfContained(sub) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
