@@ -30,6 +30,12 @@ func checkHistory(t *testing.T) *gitRepo {
 		chart("charts/untouched", "untouched", "1.0.0"),
 		chart("charts/broken", "broken", "1.0.0"),
 		chart("charts/badver", "badver", "1.0.0"),
+		// Charts reading outside their directory: a file:// dependency
+		// and a symlink. Their directories' git trees never change here.
+		chart("charts/fdep", "fdep", "1.0.0", "dependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../../libs/common"),
+		chart("libs/common", "common", "0.1.0"),
+		chart("charts/link", "link", "1.0.0"),
+		map[string]string{"shared/extra.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n", "charts/link/templates/extra.yaml": "-> ../../../shared/extra.yaml"},
 	))
 	r.commit("base")
 
@@ -48,6 +54,8 @@ func checkHistory(t *testing.T) *gitRepo {
 		"charts/ign/notes.bak":                   "two\n",
 		"charts/vend/charts/sub/values.yaml":     "replicas: 2\n",
 		"charts/bumped/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-bumped2\n",
+		"libs/common/values.yaml":                "replicas: 5\n",
+		"shared/extra.yaml":                      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: b\n",
 	})
 	r.write(chart("charts/bumped", "bumped", "1.0.1"))
 	r.commit("feature: template, ignored file, vendored subchart, bumped chart")
@@ -124,6 +132,8 @@ func TestCheck(t *testing.T) {
 		"broken charts/broken",
 		"collision charts/coll2",
 		"downgrade charts/down",
+		"unbumped charts/fdep [charts/common/values.yaml]",
+		"unbumped charts/link [templates/extra.yaml]",
 		"unbumped charts/new-name [values.yaml]",
 		"unbumped charts/tmpl [templates/configmap.yaml]",
 		"unbumped charts/vals [values.yaml]",
