@@ -126,6 +126,11 @@ func TestCheck(t *testing.T) {
 	// A configuration whose store and state dir do not exist: check uses
 	// only the repositories' charts, lint and names.
 	site, _ := newLocalSite(t, r, "")
+	// A CI clone of the change: the base is a remote branch; --no-local
+	// makes git send a pack, as from a server.
+	clone := filepath.Join(t.TempDir(), "clone")
+	r.git("clone", "-q", "--no-local", r.dir, clone)
+	mainID := r.git("rev-parse", "main")
 
 	all := []string{
 		"broken charts/badver",
@@ -149,6 +154,8 @@ func TestCheck(t *testing.T) {
 	}{
 		{"feature against main, head defaults to HEAD", "", []string{"--base", "main", "--charts", "charts/*"}, all, 1, true},
 		{"in a linked worktree", wt, []string{"--base", "main", "--charts", "charts/*"}, all, 1, true},
+		{"in a clone, base a remote branch", clone, []string{"--base", "origin/main", "--charts", "charts/*"}, all, 1, true},
+		{"base a short commit id", "", []string{"--base", mainID[:10], "--charts", "charts/*"}, all, 1, true},
 		{"explicit head", "", []string{"--base", "main", "--head", "feature", "--charts", "charts/*"}, all, 1, true},
 		{"charts of the configured repositories", "", []string{"--base", "main", "--config", site.config}, all, 1, true},
 		{"same commit", "", []string{"--base", "main", "--head", "main", "--charts", "charts/*"}, nil, 0, false},
