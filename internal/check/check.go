@@ -36,8 +36,8 @@ const (
 	// Unbumped: the package built at head differs from the one built at
 	// base and the version is the same. An error.
 	Unbumped Kind = "unbumped"
-	// Collision: another directory at head has the same (name, version).
-	// An error.
+	// Collision: another directory at head has the same (name, version),
+	// or another chart the same package file name. An error.
 	Collision Kind = "collision"
 	// Downgrade: the version at head is lower than at base (semver order).
 	// A warning.
@@ -146,10 +146,13 @@ func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Optio
 		}
 		add(brokenFinding(dir, e))
 	}
-	byNameVersion := map[[2]string][]string{}
+	// Directories by package file name: the same (name, version), or
+	// another pair with the same file name (name "a-1.0.0" version
+	// "1.0.0" and name "a" version "1.0.0-1.0.0"), as run counts conflicts.
+	byFile := map[string][]string{}
 	for _, c := range h.charts {
-		k := [2]string{c.chart.Metadata.Name, c.chart.Metadata.Version}
-		byNameVersion[k] = append(byNameVersion[k], c.chart.Dir)
+		f := packager.Filename(c.chart.Metadata.Name, c.chart.Metadata.Version)
+		byFile[f] = append(byFile[f], c.chart.Dir)
 	}
 	for _, hc := range h.charts {
 		if err := ctx.Err(); err != nil {
@@ -175,9 +178,10 @@ func Compare(ctx context.Context, log *slog.Logger, base, head fs.FS, opts Optio
 		if broken {
 			add(brokenFinding(dir, hc.err))
 		}
-		if others := without(byNameVersion[[2]string{name, version}], dir); len(others) > 0 {
+		file := packager.Filename(name, version)
+		if others := without(byFile[file], dir); len(others) > 0 {
 			add(Finding{Kind: Collision, Name: name, Version: version, Dir: dir, Others: others,
-				Message: fmt.Sprintf("another directory has the same name and version: %s", strings.Join(others, ", "))})
+				Message: fmt.Sprintf("other directories have the same package file %s (name and version): %s", file, strings.Join(others, ", "))})
 		}
 		if bc == nil || broken {
 			continue // a broken chart is not published: its version does not matter yet

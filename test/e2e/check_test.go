@@ -63,6 +63,8 @@ func checkHistory(t *testing.T) *gitRepo {
 		map[string]string{"charts/vals/values.yaml": "replicas: 3\n"},
 		chart("charts/down", "down", "1.5.0"),
 		chart("charts/coll2", "coll", "1.0.0"),
+		chart("charts/fna", "fn-1.0.0", "1.0.0"), // both fn-1.0.0-1.0.0.tgz
+		chart("charts/fnb", "fn", "1.0.0-1.0.0"),
 		map[string]string{"charts/broken/templates/bad.yaml": "{{ .Values.replicas \n"},
 		map[string]string{"charts/badver/Chart.yaml": "apiVersion: v2\nname: badver\nversion: 1.0\n"},
 	))
@@ -136,6 +138,8 @@ func TestCheck(t *testing.T) {
 		"broken charts/badver",
 		"broken charts/broken",
 		"collision charts/coll2",
+		"collision charts/fna",
+		"collision charts/fnb",
 		"downgrade charts/down",
 		"unbumped charts/fdep [charts/common/values.yaml]",
 		"unbumped charts/link [templates/extra.yaml]",
