@@ -92,6 +92,9 @@ func (o *options) check(ctx context.Context, f checkFlags, configSet bool) error
 	if err != nil {
 		return &exitError{exitUsage, fmt.Errorf("--head: %w", err)}
 	}
+	for _, p := range head.Problems() {
+		log.Warn("git tree entry left out", "commit", head.Commit, "err", p)
+	}
 	unchanged, err := co.Unchanged(base.Commit, head.Commit)
 	if err != nil {
 		return &exitError{exitFailed, err}
