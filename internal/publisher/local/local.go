@@ -46,9 +46,9 @@ type Store struct {
 // TempDir is the directory under the root that holds temporary files.
 const TempDir = ".chartsync-tmp"
 
-// leftoverAge is how old an unlocked temporary file must be before it is
-// taken for a leftover: a live writer locks its file right after creating
-// it, so the age only covers that instant.
+// leftoverAge is how old a temporary file of an earlier release (next to
+// the objects, never locked) must be before it is taken for a leftover.
+// Files in TempDir need no age: a live writer holds its lock.
 const leftoverAge = time.Minute
 
 // New returns a Store rooted at cfg.Path, creating the directory, and
@@ -327,42 +327,62 @@ func (s *Store) place(data []byte, name string, put func(oldname, newname string
 	return put(near.name, name)
 }
 
-// writeTemp writes data to a new file in dir, synced and locked.
+// writeTemp writes data to a new file in dir, synced and locked. A file
+// that leftover removal took between its creation and its lock (it found
+// it unlocked) is given up for a new one.
 func writeTemp(dir, pattern string, data []byte) (*temp, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return nil, err
-	}
-	t := &temp{f: f, name: f.Name()}
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if err == nil {
+	for range 3 {
+		f, err := os.CreateTemp(dir, pattern)
+		if err != nil {
+			return nil, err
+		}
+		t := &temp{f: f, name: f.Name()}
+		if !t.lock() {
+			t.f.Close()
+			continue
+		}
 		_, err = f.Write(data)
+		if err == nil {
+			err = f.Chmod(0o644)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			t.discard()
+			return nil, err
+		}
+		return t, nil
 	}
-	if err == nil {
-		err = f.Chmod(0o644)
+	return nil, fmt.Errorf("create a temporary file in %s: removed before it could be locked, three times", dir)
+}
+
+// lock takes the file's lock and reports whether the file is still the
+// one at its name (leftover removal did not take it first).
+func (t *temp) lock() bool {
+	if syscall.Flock(int(t.f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return false
 	}
-	if err == nil {
-		err = f.Sync()
-	}
+	held, err := t.f.Stat()
 	if err != nil {
-		t.discard()
-		return nil, err
+		return false
 	}
-	return t, nil
+	named, err := os.Stat(t.name)
+	return err == nil && os.SameFile(held, named)
 }
 
 // removeLeftovers removes what killed runs left behind: files in TempDir
 // that no live writer holds locked, and temporary files of earlier
-// releases next to the objects, both last written before cutoff. Errors
+// releases next to the objects last written before cutoff. Errors
 // are ignored: leftovers are never objects, only clutter.
 func (s *Store) removeLeftovers(cutoff time.Time) {
 	dir := filepath.Join(s.root, TempDir)
 	if entries, err := os.ReadDir(dir); err == nil {
 		for _, e := range entries {
-			if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.ModTime().Before(cutoff) {
+			if e.Type().IsRegular() {
 				removeUnlocked(filepath.Join(dir, e.Name()))
 			}
 		}

@@ -74,10 +74,14 @@ func TestTempFilesOutsideServedTree(t *testing.T) {
 	if err := os.Chtimes(live.name, old, old); err != nil {
 		t.Fatal(err)
 	}
+	// A killed run's file from a moment ago: unlocked, so a leftover too
+	// (a live writer locks its file before writing, and starts again with
+	// a new one if removal took it first: see TestTempTakenBeforeLock).
 	fresh := filepath.Join(root, TempDir, "just-created")
 	if err := os.WriteFile(fresh, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	leftovers = append(leftovers, fresh)
 
 	objs, err := s.List(ctx, "")
 	if err != nil {
@@ -104,13 +108,35 @@ func TestTempFilesOutsideServedTree(t *testing.T) {
 			t.Errorf("leftover %s still there after New (stat: %v)", p, err)
 		}
 	}
-	for _, p := range []string{live.name, fresh} {
-		if _, err := os.Stat(p); err != nil {
-			t.Errorf("%s was removed, but a live writer may hold it: %v", p, err)
-		}
+	if _, err := os.Stat(live.name); err != nil {
+		t.Errorf("%s was removed, but a live writer holds it: %v", live.name, err)
 	}
 	if got, _, err := s.Get(ctx, "stable/a-1.0.0.tgz"); err != nil || string(got) != "a" {
 		t.Errorf("object after cleanup: %q, %v", got, err)
+	}
+}
+
+// TestTempTakenBeforeLock: a temporary file that leftover removal took
+// between its creation and its writer's lock is not used.
+func TestTempTakenBeforeLock(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.CreateTemp(dir, "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := &temp{f: f, name: f.Name()}
+	defer tmp.discard()
+	os.Remove(tmp.name) // what removeUnlocked does, in the gap
+	if tmp.lock() {
+		t.Error("lock() took a file that was removed from its name")
+	}
+	again, err := writeTemp(dir, "*", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.discard()
+	if !again.lock() {
+		t.Error("a fresh temporary file does not hold its lock and name")
 	}
 }
 
