@@ -321,6 +321,7 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 	} else {
 		fmt.Fprintf(out, "published %d, already published %d, failed %d\n", count[syncer.Published], count[syncer.Skipped], count[syncer.Failed])
 	}
+	printDrift(out, res)
 	for _, c := range res.Failures() {
 		fmt.Fprintf(out, "FAILED %s: %v\n", c.Repository, c.Err)
 	}

@@ -63,6 +63,7 @@ type RepoResult struct {
 	Missing     []string
 	Modified    []string
 	Edited      []string // index entries whose digest was edited
+	Drifted     []Drift  // indexed versions whose build at this commit has another digest (see drift.go)
 	Err         error    // the repository could not be processed at all
 }
 
@@ -364,8 +365,10 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	for _, c := range check {
 		indexed = append(indexed, ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Skipped})
 	}
-	pkgs = append(pkgs, s.published(ctx, fsys, check, r, res.Commit)...)
+	compared := s.published(ctx, fsys, check, r, res.Commit)
+	pkgs = append(pkgs, compared...)
 	if !publish {
+		rr.Drifted = drifted(idx, compared, check, nil)
 		for _, cr := range append(pending, indexed...) {
 			add(cr)
 		}
@@ -379,6 +382,7 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	rr.Entries = rep.Entries
 	rr.Repaired, rr.Adopted, rr.Restored = rep.Repaired, rep.Adopted, rep.Restored
 	rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
+	rr.Drifted = s.drift(r.Name, res.Commit, drifted(idx, compared, check, rep.Failed))
 	for _, cr := range indexed {
 		file := publisher.Filename(cr.Name, cr.Version)
 		if cerr := rep.Failed[file]; cerr != nil {
