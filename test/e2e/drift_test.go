@@ -39,7 +39,7 @@ func TestDrift(t *testing.T) {
 		return string(m[1])
 	}
 	logged := func(out, chart string) int {
-		return len(regexp.MustCompile(`level=WARN msg="drift: [^"]*"[^\n]* chart=` + chart + ` `).FindAllString(out, -1))
+		return len(regexp.MustCompile(`level=WARN msg="drift: [^"]*"[^\n]* chart=`+chart+` `).FindAllString(out, -1))
 	}
 	betaLine := regexp.MustCompile(`DRIFT stable: beta 1\.0\.0 \(charts/beta\): .*same files, other bytes`)
 	alphaLine := regexp.MustCompile(`DRIFT stable: alpha 1\.0\.0 \(charts/alpha\): .*content_differs`)
