@@ -108,6 +108,7 @@ func newRootCmd(o *options) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.serve(cmd.Context(), listen) },
 	}
 	serveCmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8879", "address to listen on")
+	root.AddCommand(verifyCmd(o))
 	root.AddCommand(runCmd, serveCmd,
 		&cobra.Command{
 			Use:   "plan",
