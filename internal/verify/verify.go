@@ -54,14 +54,18 @@ type Stats struct {
 type nv struct{ name, version string }
 
 // Run checks every entry of idx against the first-parent history of head
-// in repo, newest commit first, stopping at the first commit whose build of
-// the entry's (name, version), from a chart directory matching globs,
-// gives the indexed digest, and stopping the walk when every entry is
-// decided. A chart version is built only at commits where its content
-// changed: builds are keyed by the git tree id of the chart directory
-// (and by the whole tree's id for a chart that reaches outside its
-// directory through a symlink or a file:// dependency). Entries come back
-// sorted by name, then version as listed in the index.
+// in repo, newest commit first: an entry is Verified when some commit's
+// build of its (name, version), from a chart directory matching globs,
+// gives the indexed digest. Its Commit is then the oldest commit on the
+// chain with that same chart content: where the version's bytes first
+// appeared (for a chart whose content went back and forth, the oldest of
+// the stretches). A chart version is built only at commits where its
+// content changed: builds are keyed by the git tree id of the chart
+// directory (and by the whole tree's id for a chart that reaches outside
+// its directory through a symlink, a requirements.yaml or a file://
+// dependency), so walking the history costs tree reads and Chart.yaml
+// parses, and one build per distinct content. Entries come back sorted by
+// name, then in index order.
 func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, idx *publisher.Index, log *slog.Logger) ([]Entry, Stats, error) {
 	var st Stats
 	var out []*Entry
@@ -77,13 +81,10 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 	if err != nil {
 		return nil, st, fmt.Errorf("list history of %s: %w", head, err)
 	}
-	open := len(want)
 	tried := map[nv]map[string]bool{} // content keys already built for a version
 	keys := &contentKeys{links: map[string]bool{}}
+	found := map[nv]string{} // content key of the verified build
 	for _, c := range commits {
-		if open == 0 {
-			break
-		}
 		tree, err := repo.Tree(c.Hash)
 		if err != nil {
 			return nil, st, fmt.Errorf("read commit %s: %w", c.Hash, err)
@@ -94,7 +95,7 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 		for _, ch := range charts {
 			k := nv{ch.Metadata.Name, ch.Metadata.Version}
 			e := want[k]
-			if e == nil || e.Status == Verified {
+			if e == nil {
 				continue
 			}
 			if e.Status == NotInGit {
@@ -103,6 +104,14 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 			key, err := keys.of(tree, ch)
 			if err != nil {
 				log.Warn("chart directory unreadable", "commit", c.Hash, "dir", ch.Dir, "err", err)
+				continue
+			}
+			if e.Status == Verified {
+				if found[k] == key {
+					// An older commit with the same content: the bytes
+					// were built from here already.
+					e.Commit, e.Dir = c.Hash, ch.Dir
+				}
 				continue
 			}
 			if tried[k] == nil {
@@ -120,7 +129,7 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 			e := want[nv{ch.Metadata.Name, ch.Metadata.Version}]
 			if e.Status != Verified && digests[i] == e.Digest {
 				e.Status, e.Commit, e.Dir = Verified, c.Hash, ch.Dir
-				open--
+				found[nv{ch.Metadata.Name, ch.Metadata.Version}], _ = keys.of(tree, ch)
 			}
 		}
 		if err := ctx.Err(); err != nil {
