@@ -100,6 +100,7 @@ func newRootCmd(o *options) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
 	runCmd.Flags().BoolVar(&o.once, "once", false, "run one cycle and exit (for a systemd timer)")
+	withHistory(runCmd, o)
 	var listen string
 	serveCmd := &cobra.Command{
 		Use:   "serve",
