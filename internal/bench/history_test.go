@@ -17,7 +17,7 @@ import (
 
 // historyCommits is how many commits BenchmarkRunHistory's history has:
 // the first adds numCharts charts, each later one bumps every chart's
-// patch version and edits its values.yaml.
+// major version and edits its values.yaml.
 const historyCommits = 3
 
 // BenchmarkRunHistory: `run --history` from the first commit into an
@@ -32,7 +32,7 @@ func BenchmarkRunHistory(b *testing.B) {
 	for c := 1; c < historyCommits; c++ {
 		for _, dir := range u.charts {
 			f := filepath.Join(u.dir, dir, "Chart.yaml")
-			writeFile(b, f, version.ReplaceAllString(readFile(b, f), fmt.Sprintf("version: $1.$2.${3}%d", c)))
+			writeFile(b, f, version.ReplaceAllString(readFile(b, f), fmt.Sprintf("version: %d.$2.$3", c+1)))
 			writeFile(b, filepath.Join(u.dir, dir, "values.yaml"), readFile(b, filepath.Join(u.dir, dir, "values.yaml"))+fmt.Sprintf("# edit %d\n", c))
 		}
 		u.git(b, "commit", "-q", "-a", "-m", fmt.Sprintf("bump %d", c))

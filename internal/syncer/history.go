@@ -83,13 +83,20 @@ func (s *Syncer) historyOf(ctx context.Context, repo *gitsrc.Repo, commits []git
 	type nv struct{ name, version string }
 	first := map[nv]*appeared{}
 	var order []nv
-	for _, c := range commits {
+	for i, c := range commits {
 		tree, err := repo.Tree(c.Hash)
 		if err != nil {
 			rr.Err = fmt.Errorf("git: %w", err)
 			return
 		}
-		charts, _ := packager.Discover(ctx, tree.FS, r.Charts)
+		charts, errs := packager.Discover(ctx, tree.FS, r.Charts)
+		if i == len(commits)-1 {
+			// A chart that cannot be read at the head fails, as in a
+			// cycle; at older commits it is history.
+			for _, e := range errs {
+				add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
+			}
+		}
 		for _, ch := range charts {
 			k := nv{ch.Metadata.Name, ch.Metadata.Version}
 			a := first[k]
