@@ -57,10 +57,9 @@ type nv struct{ name, version string }
 // in repo, newest commit first: an entry is Verified when some commit's
 // build of its (name, version), from a chart directory matching globs,
 // gives the indexed digest. Its Commit is then the oldest commit on the
-// chain with that same chart content: where the version's bytes first
-// appeared (for a chart whose content went back and forth, the oldest of
-// the stretches). A chart version is built only at commits where its
-// content changed: builds are keyed by the git tree id of the chart
+// chain whose build gives those bytes: where they first appeared. The
+// whole chain is walked. A chart version is built once per distinct
+// content it had in history: builds are keyed by the git tree id of the chart
 // directory (and by the whole tree's id for a chart that reaches outside
 // its directory through a symlink, a requirements.yaml or a file://
 // dependency), so walking the history costs tree reads and Chart.yaml
@@ -106,12 +105,10 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 				log.Warn("chart directory unreadable", "commit", c.Hash, "dir", ch.Dir, "err", err)
 				continue
 			}
-			if e.Status == Verified {
-				if found[k] == key {
-					// An older commit with the same content: the bytes
-					// were built from here already.
-					e.Commit, e.Dir = c.Hash, ch.Dir
-				}
+			if e.Status == Verified && found[k] == key {
+				// An older commit with the same content: the bytes were
+				// built from here already.
+				e.Commit, e.Dir = c.Hash, ch.Dir
 				continue
 			}
 			if tried[k] == nil {
@@ -127,7 +124,7 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 		st.Builds += len(todo)
 		for i, ch := range todo {
 			e := want[nv{ch.Metadata.Name, ch.Metadata.Version}]
-			if e.Status != Verified && digests[i] == e.Digest {
+			if digests[i] == e.Digest {
 				e.Status, e.Commit, e.Dir = Verified, c.Hash, ch.Dir
 				found[nv{ch.Metadata.Name, ch.Metadata.Version}], _ = keys.of(tree, ch)
 			}
