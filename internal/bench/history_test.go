@@ -77,3 +77,47 @@ func gitOut(tb testing.TB, u *upstream, args ...string) string {
 	}
 	return string(out)
 }
+
+// verifyCommits is how many commits BenchmarkVerify adds after the first:
+// each bumps one chart's version and edits a file outside the charts.
+const verifyCommits = 50
+
+// BenchmarkVerify: `chartsync verify` of a store a cycle filled at the
+// head of a history of 1+verifyCommits commits: fetch, walk the whole
+// first-parent chain (tree reads and Chart.yaml parses at every commit),
+// build each indexed version once, read every stored package. It reports
+// the builds made, which must be one per indexed version.
+func BenchmarkVerify(b *testing.B) {
+	u := newUpstream(b)
+	version := regexp.MustCompile(`(?m)^version: (\d+)\.(\d+)\.(\d+)$`)
+	for c := range verifyCommits {
+		f := filepath.Join(u.dir, u.charts[c%len(u.charts)], "Chart.yaml")
+		writeFile(b, f, version.ReplaceAllString(readFile(b, f), "version: 9.$2.$3"))
+		writeFile(b, filepath.Join(u.dir, "README"), fmt.Sprintf("commit %d\n", c))
+		u.git(b, "add", "-A")
+		u.git(b, "commit", "-q", "-m", fmt.Sprintf("bump %d", c))
+	}
+	s := newSite(b, u, "")
+	s.run(b, numCharts)
+	ctx := context.Background()
+	sy, err := syncer.New(ctx, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		_, entries, st, err := sy.Verify(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Status != "verified" {
+				b.Fatalf("%s %s: %s %s", e.Name, e.Version, e.Status, e.Reason)
+			}
+		}
+		if len(entries) != numCharts || st.Builds != numCharts || st.Commits != 1+verifyCommits {
+			b.Fatalf("%d entries, %+v; want %d entries and builds, %d commits", len(entries), st, numCharts, 1+verifyCommits)
+		}
+		b.ReportMetric(float64(st.Builds), "builds/op")
+	}
+}
