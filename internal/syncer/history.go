@@ -25,10 +25,11 @@ type Progress func(repository string, done, total int)
 // History publishes every chart version that existed on the first-parent
 // chain of the branch from rev (included) to the head, each built from the
 // first commit where that version appeared: what a publisher running at
-// every commit would have published. The usual rules apply: a version in
-// the index is compared, never replaced (content_differs fails it alone);
-// two directories claiming one version at the commit it appeared in
-// conflict; a collision of package file names fails alone; the index is
+// every commit would have published (a version that several directories
+// claimed at first is built from the first commit where one alone claims
+// it). The usual rules apply: a version in the index is compared, never
+// replaced (content_differs fails it alone); a version no commit has in one
+// directory alone is a conflict; a collision of package file names fails alone; the index is
 // reconciled with the store. Versions are built and published in batches
 // of historyBatch, oldest first, and progress (may be nil) is called
 // after each batch. Result.Commit is the head.
@@ -65,7 +66,8 @@ func (s *Syncer) History(ctx context.Context, rev string, progress Progress) *Re
 	return res
 }
 
-// appeared is a chart version at the first commit that has it.
+// appeared is a chart version at the first commit where one directory
+// alone has it (or, if none, at the first commit where several claim it).
 type appeared struct {
 	commit string
 	charts []packager.Chart // the directories claiming it there (more than one: a conflict)
@@ -97,16 +99,19 @@ func (s *Syncer) historyOf(ctx context.Context, repo *gitsrc.Repo, commits []git
 				add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
 			}
 		}
+		here := map[nv][]packager.Chart{}
 		for _, ch := range charts {
 			k := nv{ch.Metadata.Name, ch.Metadata.Version}
-			a := first[k]
-			if a == nil {
-				a = &appeared{commit: c.Hash}
-				first[k] = a
+			if here[k] == nil && first[k] == nil {
 				order = append(order, k)
 			}
-			if a.commit == c.Hash {
-				a.charts = append(a.charts, ch)
+			here[k] = append(here[k], ch)
+		}
+		for k, chs := range here {
+			// The first commit where one directory alone claims the
+			// version; until then, the first commit with a conflict.
+			if a := first[k]; a == nil || len(a.charts) > 1 && len(chs) == 1 {
+				first[k] = &appeared{commit: c.Hash, charts: chs}
 			}
 		}
 		if err := ctx.Err(); err != nil {
@@ -132,7 +137,7 @@ func (s *Syncer) historyOf(ctx context.Context, repo *gitsrc.Repo, commits []git
 			}
 			for _, c := range a.charts {
 				add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
-					Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version at commit %s, where it first appeared: %s",
+					Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version at commit %s, and no later commit has it in one directory alone: %s",
 						k.name, k.version, c.Dir, len(a.charts), a.commit, strings.Join(where, ", "))})
 			}
 			continue

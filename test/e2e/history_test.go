@@ -77,3 +77,38 @@ func packageDigests(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// TestRunHistoryConflict: a version two directories claim fails alone
+// while no commit has it in one directory; once one does, it is built from
+// that commit.
+func TestRunHistoryConflict(t *testing.T) {
+	r := newGitRepo(t)
+	r.write(merge(chart("charts/x", "x", "1.0.0"), chart("charts/why", "why", "1.0.0"), chart("charts/x-copy", "x", "1.0.0"),
+		map[string]string{"charts/x-copy/values.yaml": "replicas: 7\n"}))
+	c1 := r.commit("x twice")
+	r.write(chart("charts/z", "z", "1.0.0"))
+	r.commit("z")
+	s, store := newLocalSite(t, r, "")
+	code, out := s.run("run", "--history", c1)
+	if code != 1 || !strings.Contains(out, "published 2, already published 0, failed 2") ||
+		!strings.Contains(out, "conflict: 2 directories claim this name and version at commit "+c1) {
+		t.Fatalf("history with a conflict: exit %d, want 1 with why and z published and both x directories failing\n%s", code, out)
+	}
+	if d := packageDigests(t, store); len(d) != 2 || d["why-1.0.0.tgz"] == "" || d["z-1.0.0.tgz"] == "" {
+		t.Errorf("stored %v, want why and z only", d)
+	}
+	if err := os.RemoveAll(filepath.Join(r.dir, "charts", "x-copy")); err != nil {
+		t.Fatal(err)
+	}
+	r.commit("x once")
+	code, out = s.run("run", "--history", c1)
+	if code != 0 || !strings.Contains(out, "published 1, already published 2, failed 0") {
+		t.Fatalf("history after the conflict ends: exit %d\n%s", code, out)
+	}
+	// Built at c3 from charts/x, which has not changed since c1: verify
+	// names the oldest commit that builds these bytes.
+	code, got := verifyJSON(t, s)
+	if code != 0 || got["x-1.0.0"].Status != "verified" || got["x-1.0.0"].Commit != c1 || got["x-1.0.0"].Dir != "charts/x" {
+		t.Errorf("verify: exit %d, x %+v; want verified at %s in charts/x", code, got["x-1.0.0"], c1)
+	}
+}
