@@ -29,8 +29,12 @@ vet: $(TOOLS)/staticcheck
 test: tools vet
 	$(GO) test -count=1 -timeout 40m ./...
 
+# bench runs the benchmarks on the generated repository and prints the
+# side-by-side table of docs/benchmarks.md after their output.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./internal/bench/
+	@mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./internal/bench/ > bin/bench.out 2>&1; \
+	status=$$?; ./scripts/bench-table.sh < bin/bench.out; exit $$status
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2

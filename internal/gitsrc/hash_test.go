@@ -4,57 +4,42 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-// TestTreeHash: a directory's id is its git tree id: unchanged when only
-// other paths change, changed with its content; a path through a symlink
-// gives the target's id; a missing path is fs.ErrNotExist.
-func TestTreeHash(t *testing.T) {
+// Hash gives git's own object ids (git rev-parse <commit>:<path>), follows
+// symlinks to the id of their target, and fails like Stat for a missing
+// name or an escaping link.
+func TestTreeFSHash(t *testing.T) {
 	t.Parallel()
-	u := baseUpstream(t)
-	c1 := u.head("master")
-	u.write("README.md", "changed\n", 0o644)
-	c2 := u.commit("readme")
-	u.write("charts/a/templates/cm.yaml", "kind: Secret\n", 0o644)
-	c3 := u.commit("chart a")
-	dir := filepath.Join(t.TempDir(), "repo")
-	syncOK(t, Options{URL: u.dir, Branch: "master", Dir: dir})
-	repo, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
+	u := newUpstream(t)
+	u.write("charts/a/Chart.yaml", "name: a\nversion: 1.0.0\n", 0o644)
+	u.write("charts/a/templates/cm.yaml", "kind: ConfigMap\n", 0o644)
+	u.symlink("../a/templates", "charts/b/templates")
+	u.symlink("../../outside", "charts/b/escape")
+	commit := u.commit("hash")
+	tree := syncOK(t, Options{URL: u.dir, Branch: "master", Dir: filepath.Join(t.TempDir(), "repo")})
+	h, ok := tree.FS.(interface{ Hash(string) (string, error) })
+	if !ok {
+		t.Fatal("Tree.FS has no Hash method")
 	}
-	defer repo.Close()
-	hash := func(rev, name string) string {
-		t.Helper()
-		tree, err := repo.Tree(rev)
-		if err != nil {
-			t.Fatal(err)
+	for name, target := range map[string]string{
+		".":                   "",
+		"charts/a":            "charts/a",
+		"charts/a/Chart.yaml": "charts/a/Chart.yaml",
+		"charts/b/templates":  "charts/a/templates",
+	} {
+		want := strings.TrimSpace(runGit(t, u.dir, "rev-parse", commit+":"+target))
+		got, err := h.Hash(name)
+		if err != nil || got != want {
+			t.Errorf("Hash(%q) = %q, %v; want %q (git's id of %s)", name, got, err, want, target)
 		}
-		h, err := tree.Hash(name)
-		if err != nil {
-			t.Fatalf("Hash(%s) at %s: %v", name, rev, err)
-		}
-		return h
 	}
-	if hash(c1, "charts/a") != hash(c2, "charts/a") {
-		t.Error("charts/a: id changed with README only")
+	if _, err := h.Hash("charts/missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Hash(missing) error = %v, want fs.ErrNotExist", err)
 	}
-	if hash(c1, ".") == hash(c2, ".") {
-		t.Error("root: same id after README changed")
-	}
-	if hash(c2, "charts/a") == hash(c3, "charts/a") {
-		t.Error("charts/a: same id after its template changed")
-	}
-	want := runGit(t, u.dir, "rev-parse", c3+":charts/a/templates")
-	if got := hash(c3, "charts/b/templates"); got != want {
-		t.Errorf("charts/b/templates (a link to charts/a/templates) = %s, want git's %s", got, want)
-	}
-	tree, err := repo.Tree(c3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tree.Hash("charts/none"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Hash of a missing path: %v, want fs.ErrNotExist", err)
+	if _, err := h.Hash("charts/b/escape"); err == nil {
+		t.Error("Hash of an escaping symlink succeeded")
 	}
 }

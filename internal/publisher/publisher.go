@@ -186,6 +186,10 @@ type Report struct {
 	Entries int
 	// Wrote is true when index.yaml was written.
 	Wrote bool
+	// Version is the store version of index.yaml afterwards: the one this
+	// call wrote, or the one it read when it wrote nothing ("" if there is
+	// no index). Set only when PublishOn returns no error.
+	Version string
 }
 
 // Publish reads the index and calls PublishOn.
@@ -451,6 +455,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 		}
 		next.Entries = Entries(idx)
 		if !changed {
+			next.Version = ver
 			*c.rep = *next
 			p.save()
 			return nil
@@ -460,13 +465,13 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 		if err != nil {
 			return err
 		}
-		_, err = p.store.Replace(ctx, p.key("index.yaml"), b, ver)
+		newVer, err := p.store.Replace(ctx, p.key("index.yaml"), b, ver)
 		if err == nil && !p.store.Atomic() {
 			err = p.verify(ctx, idx)
 		}
 		if err == nil {
 			p.cfg.Memory.saw(idx)
-			next.Wrote = true
+			next.Wrote, next.Version = true, newVer
 			*c.rep = *next
 			p.save()
 			return nil

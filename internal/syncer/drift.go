@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/chartsync/chartsync/internal/packager"
 	"github.com/chartsync/chartsync/internal/publisher"
 )
 
@@ -27,32 +26,40 @@ type Drift struct {
 	ContentDiffers bool
 }
 
-// drifted lists the builds in compared (this commit's builds of the
-// indexed versions in check) whose digest is not the index's. failed is
-// the publisher's per-file failures, nil for a plan.
-func drifted(idx *publisher.Index, compared []publisher.Package, check []packager.Chart, failed map[string]error) []Drift {
+// drifted lists the builds in pkgs of versions already in idx (the charts
+// of indexed) whose digest is not the index's. failed is the publisher's
+// per-file failures, nil when not known (a plan, or before publishing).
+func drifted(idx *publisher.Index, pkgs []publisher.Package, indexed []ChartResult, failed map[string]error) []Drift {
 	dirs := map[string]string{}
-	for _, c := range check {
-		dirs[publisher.Filename(c.Metadata.Name, c.Metadata.Version)] = c.Dir
+	for _, c := range indexed {
+		dirs[publisher.Filename(c.Name, c.Version)] = c.Dir
 	}
 	var out []Drift
-	for _, p := range compared {
+	for _, p := range pkgs {
 		md := p.Metadata
-		cv := publisher.Lookup(idx, md.Name, md.Version)
-		if cv == nil || cv.Digest == "" || cv.Digest == p.Digest {
+		file := publisher.Filename(md.Name, md.Version)
+		dir, ok := dirs[file]
+		if !ok {
 			continue
 		}
-		file := publisher.Filename(md.Name, md.Version)
-		out = append(out, Drift{Name: md.Name, Version: md.Version, Dir: dirs[file], Indexed: cv.Digest, Built: p.Digest,
+		cv := publisher.Lookup(idx, md.Name, md.Version)
+		if cv == nil || cv.Digest == "" || p.Digest == "" || cv.Digest == p.Digest {
+			continue
+		}
+		out = append(out, Drift{Name: md.Name, Version: md.Version, Dir: dir, Indexed: cv.Digest, Built: p.Digest,
 			ContentDiffers: errors.Is(failed[file], publisher.ErrContentDiffers)})
 	}
 	return out
 }
 
-// drift logs each drift of repository once per chart version and commit
-// (remembered in state_dir/drift, so that a daemon or a timer does not
-// repeat it every cycle), sets chartsync_drifted_charts and returns ds.
-func (s *Syncer) drift(repository, commit string, ds []Drift) []Drift {
+// drift marks each of ds that failed with content_differs in failed,
+// logs each once per chart version and commit (remembered in
+// state_dir/drift, so that a daemon or a timer does not repeat it every
+// cycle), sets chartsync_drifted_charts and returns ds.
+func (s *Syncer) drift(repository, commit string, ds []Drift, failed map[string]error) []Drift {
+	for i := range ds {
+		ds[i].ContentDiffers = errors.Is(failed[publisher.Filename(ds[i].Name, ds[i].Version)], publisher.ErrContentDiffers)
+	}
 	if s.metrics != nil {
 		s.metrics.DriftedCharts.WithLabelValues(repository).Set(float64(len(ds)))
 	}

@@ -7,6 +7,7 @@ package verify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -162,6 +163,11 @@ func build(ctx context.Context, fsys fs.FS, charts []packager.Chart) []string {
 	return out
 }
 
+// hasher is gitsrc's tree FS: Hash gives a name's git object id.
+type hasher interface {
+	Hash(name string) (string, error)
+}
+
 // contentKeys names what a chart's build depends on.
 type contentKeys struct {
 	links map[string]bool // directory tree id -> holds a symlink or requirements.yaml
@@ -171,7 +177,11 @@ type contentKeys struct {
 // the same bytes at both: the chart directory's tree id, or, for a chart
 // that may read outside its directory, that and the root tree's id.
 func (k *contentKeys) of(tree *gitsrc.Tree, c packager.Chart) (string, error) {
-	id, err := tree.Hash(c.Dir)
+	h, ok := tree.FS.(hasher)
+	if !ok {
+		return "", errors.New("the tree cannot name its content (no Hash)")
+	}
+	id, err := h.Hash(c.Dir)
 	if err != nil {
 		return "", err
 	}
@@ -204,7 +214,7 @@ func (k *contentKeys) of(tree *gitsrc.Tree, c packager.Chart) (string, error) {
 	if !outside {
 		return id, nil
 	}
-	root, err := tree.Hash(".")
+	root, err := h.Hash(".")
 	if err != nil {
 		return "", err
 	}
