@@ -76,7 +76,7 @@ func (s *Syncer) Verify(ctx context.Context, repository string) (string, []verif
 	if err != nil {
 		return tree.Commit, nil, verify.Stats{}, fmt.Errorf("repository %s: store %s: %w", r.Name, r.Store, err)
 	}
-	entries, st, err := verify.Run(ctx, repo, tree.Commit, r.Charts, idx, s.log)
+	entries, st, err := verify.Run(ctx, repo, tree.Commit, r.Charts, idx, contentKey, s.log)
 	if err != nil {
 		return tree.Commit, nil, st, err
 	}

@@ -66,7 +66,11 @@ type nv struct{ name, version string }
 // dependency), so walking the history costs tree reads and Chart.yaml
 // parses, and one build per distinct content. Entries come back sorted by
 // name, then in index order.
-func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, idx *publisher.Index, log *slog.Logger) ([]Entry, Stats, error) {
+//
+// key, if not nil, names the content of a chart directory instead (equal
+// keys must mean equal packages; "" for unknown: then the chart is built
+// at every commit that has it).
+func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, idx *publisher.Index, key func(fsys fs.FS, dir string) string, log *slog.Logger) ([]Entry, Stats, error) {
 	var st Stats
 	var out []*Entry
 	want := map[nv]*Entry{}
@@ -82,7 +86,7 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 		return nil, st, fmt.Errorf("list history of %s: %w", head, err)
 	}
 	tried := map[nv]map[string]bool{} // content keys already built for a version
-	keys := &contentKeys{links: map[string]bool{}}
+	keys := &contentKeys{links: map[string]bool{}, key: key}
 	found := map[nv]string{} // content key of the verified build
 	for _, c := range commits {
 		tree, err := repo.Tree(c.Hash)
@@ -171,12 +175,19 @@ type hasher interface {
 // contentKeys names what a chart's build depends on.
 type contentKeys struct {
 	links map[string]bool // directory tree id -> holds a symlink or requirements.yaml
+	key   func(fs.FS, string) string
 }
 
 // of returns a key that is equal for two commits only if the chart builds
 // the same bytes at both: the chart directory's tree id, or, for a chart
 // that may read outside its directory, that and the root tree's id.
 func (k *contentKeys) of(tree *gitsrc.Tree, c packager.Chart) (string, error) {
+	if k.key != nil {
+		if id := k.key(tree.FS, c.Dir); id != "" {
+			return id, nil
+		}
+		return tree.Commit + " " + c.Dir, nil
+	}
 	h, ok := tree.FS.(hasher)
 	if !ok {
 		return "", errors.New("the tree cannot name its content (no Hash)")

@@ -128,7 +128,7 @@ func TestRun(t *testing.T) {
 	}
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	entries, st, err := Run(ctx, repo, head, globs, idx, log)
+	entries, st, err := Run(ctx, repo, head, globs, idx, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestRun(t *testing.T) {
 	// An index digest no commit builds: differs, with the newest commit
 	// holding that version.
 	idx.Entries["plain"][0].Digest = strings.Repeat("1", 64)
-	entries, _, err = Run(ctx, repo, head, globs, idx, log)
+	entries, _, err = Run(ctx, repo, head, globs, idx, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
