@@ -100,6 +100,7 @@ func newRootCmd(o *options) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
 	runCmd.Flags().BoolVar(&o.once, "once", false, "run one cycle and exit (for a systemd timer)")
+	withHistory(runCmd, o)
 	var listen string
 	serveCmd := &cobra.Command{
 		Use:   "serve",
@@ -108,6 +109,7 @@ func newRootCmd(o *options) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.serve(cmd.Context(), listen) },
 	}
 	serveCmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8879", "address to listen on")
+	root.AddCommand(verifyCmd(o))
 	root.AddCommand(runCmd, serveCmd,
 		&cobra.Command{
 			Use:   "plan",
@@ -322,6 +324,7 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 	} else {
 		fmt.Fprintf(out, "published %d, already published %d, failed %d\n", count[syncer.Published], count[syncer.Skipped], count[syncer.Failed])
 	}
+	printDrift(out, res)
 	for _, c := range res.Failures() {
 		fmt.Fprintf(out, "FAILED %s: %v\n", c.Repository, c.Err)
 	}

@@ -147,6 +147,10 @@ type Metrics struct {
 	// ModifiedPackages is chartsync_store_modified_packages{repository}:
 	// stored packages whose bytes no longer match the index digest.
 	ModifiedPackages *prometheus.GaugeVec
+	// DriftedCharts is chartsync_drifted_charts{repository}: indexed chart
+	// versions whose build at the last cycle's commit has another digest
+	// than the index lists (see docs/metrics.md).
+	DriftedCharts *prometheus.GaugeVec
 
 	// StoreOperations is chartsync_store_operations_total{backend,operation}.
 	StoreOperations *prometheus.CounterVec
@@ -282,6 +286,10 @@ func New(reg prometheus.Registerer, version, revision string) *Metrics {
 			Namespace: namespace, Name: "store_modified_packages",
 			Help: "Stored packages whose bytes no longer match the digest in the index, in the last cycle.",
 		}, repo),
+		DriftedCharts: f.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "drifted_charts",
+			Help: "Indexed chart versions whose build at the last cycle's commit has another digest than the index lists: an unbumped change, or a package not built by chartsync.",
+		}, repo),
 
 		StoreOperations: f.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "store_operations_total",
@@ -333,7 +341,7 @@ func (m *Metrics) InitRepository(repository string) {
 	}
 	for _, g := range []*prometheus.GaugeVec{
 		m.ChartsConflicting, m.IndexEntries, m.GitCharts, m.GitChartVersions,
-		m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries,
+		m.IndexMissingPackages, m.ModifiedPackages, m.IndexEditedEntries, m.DriftedCharts,
 	} {
 		g.WithLabelValues(repository)
 	}

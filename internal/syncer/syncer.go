@@ -65,6 +65,7 @@ type RepoResult struct {
 	Missing     []string
 	Modified    []string
 	Edited      []string // index entries whose digest was edited
+	Drifted     []Drift  // indexed versions whose build at this commit has another digest (see drift.go)
 	Err         error    // the repository could not be processed at all
 }
 
@@ -418,13 +419,14 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		dec.Charts = append(dec.Charts, decided{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: sums[c.Dir]})
 	}
 	if !publish {
+		rr.Drifted = drifted(idx, checked, indexed, nil)
 		for _, cr := range append(pending, indexed...) {
 			add(cr)
 		}
 		return
 	}
 
-	rep, err := s.publishOn(ctx, pub, idx, ver, pkgs, indexed, pending, r, &rr, add)
+	rep, err := s.publishOn(ctx, pub, idx, ver, pkgs, indexed, pending, r, res.Commit, &rr, add)
 	if err != nil {
 		rr.Err = storeErr(err)
 	}
@@ -476,7 +478,7 @@ func (s *Syncer) noop(ctx context.Context, fsys fs.FS, r config.Repository, dec 
 		}
 		pkgs = append(pkgs, publisher.Package{Metadata: c.Metadata, Digest: d.Digest, Load: load})
 	}
-	rep, err := s.publishOn(ctx, pub, idx, ver, pkgs, indexed, nil, r, rr, add)
+	rep, err := s.publishOn(ctx, pub, idx, ver, pkgs, indexed, nil, r, dec.Commit, rr, add)
 	if err != nil || ctx.Err() != nil || rep.Version == "" {
 		rr.Err = err
 		s.decided.set(r.Name, nil)
@@ -491,13 +493,16 @@ func (s *Syncer) noop(ctx context.Context, fsys fs.FS, r config.Repository, dec 
 }
 
 // publishOn publishes pkgs on idx at version ver and reports the outcome
-// of the indexed and pending charts and the repository's state in rr.
+// of the indexed and pending charts, the repository's state and the drift
+// of the indexed charts at commit in rr.
 func (s *Syncer) publishOn(ctx context.Context, pub *publisher.Publisher, idx *publisher.Index, ver string, pkgs []publisher.Package,
-	indexed, pending []ChartResult, r config.Repository, rr *RepoResult, add func(ChartResult)) (*publisher.Report, error) {
+	indexed, pending []ChartResult, r config.Repository, commit string, rr *RepoResult, add func(ChartResult)) (*publisher.Report, error) {
+	drift := drifted(idx, pkgs, indexed, nil) // before PublishOn adds to idx
 	rep, err := pub.PublishOn(ctx, idx, ver, pkgs)
 	rr.Entries = rep.Entries
 	rr.Repaired, rr.Adopted, rr.Restored = rep.Repaired, rep.Adopted, rep.Restored
 	rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
+	rr.Drifted = s.drift(r.Name, commit, drift, rep.Failed)
 	for _, cr := range indexed {
 		file := publisher.Filename(cr.Name, cr.Version)
 		if cerr := rep.Failed[file]; cerr != nil {
