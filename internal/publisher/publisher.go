@@ -61,6 +61,10 @@ type Config struct {
 	// Memory, if set, remembers the index entries seen and content
 	// comparisons across cycles (see Memory).
 	Memory *Memory
+	// IndexCache, if set, is a file keeping the last index parsed, by its
+	// store version, so that an unchanged index is not read again (see
+	// Publisher.Index).
+	IndexCache string
 }
 
 // Publisher writes packages and the index of one repository.
@@ -93,7 +97,34 @@ func (p *Publisher) key(name string) string {
 // index is an empty index with version "". Any other failure wraps
 // ErrIndexUnreadable or the store's error; an index larger than
 // Config.MaxIndexSize is unreadable, refused before it is read.
+//
+// With Config.IndexCache set, the store's listing of index.yaml comes
+// first: when the listed version is the one the cache was parsed from, the
+// cached index is returned and the index is neither read nor parsed.
+// Otherwise the index read is parsed and cached.
 func (p *Publisher) Index(ctx context.Context) (*Index, string, error) {
+	where := p.store.String() + " " + p.key("index.yaml")
+	var listed string
+	if p.cfg.IndexCache != "" {
+		var err error
+		if listed, err = p.indexVersion(ctx); err != nil {
+			return nil, "", err
+		}
+		if idx := loadIndexCache(p.cfg.IndexCache, where, listed); idx != nil {
+			return idx, listed, nil
+		}
+	}
+	idx, ver, err := p.readIndex(ctx)
+	if err == nil && p.cfg.IndexCache != "" && ver != "" && ver == listed {
+		if err := saveIndexCache(p.cfg.IndexCache, where, ver, idx); err != nil {
+			p.log.Warn("index cache not saved", "file", p.cfg.IndexCache, "err", err)
+		}
+	}
+	return idx, ver, err
+}
+
+// readIndex reads and parses the stored index.
+func (p *Publisher) readIndex(ctx context.Context) (*Index, string, error) {
 	b, ver, err := store.ReadLimited(ctx, p.store, p.key("index.yaml"), p.cfg.maxIndexSize())
 	if errors.Is(err, store.ErrNotExist) {
 		return NewIndex(), "", nil

@@ -1,0 +1,206 @@
+package publisher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/repo"
+)
+
+// indexSnapshot is a parsed index as the index cache keeps it: what
+// ParseIndex built from one stored version of index.yaml, in a form gob
+// writes and reads back fast. Entries read from the source are matched to
+// their source text by position (Ord, JSONEntry parallel to Entries), since
+// pointers do not survive encoding.
+type indexSnapshot struct {
+	Where   string // store and key: a cache is never used for another repository
+	Version string // store version of the index it was parsed from
+
+	APIVersion  string
+	Generated   time.Time
+	PublicKeys  []string
+	Annotations map[string]string
+	ServerInfo  map[string]any
+	Entries     map[string][]*repo.ChartVersion
+
+	JSON bool
+	// YAML: the source, each entry's ordinal in it, and its layout.
+	Src    []byte
+	Ord    map[string][]int
+	Layout *snapLayout
+	// JSON: the top-level members, and each entry's source text.
+	JSONTop   []snapMember
+	JSONEntry map[string][][]byte
+}
+
+type snapMember struct {
+	Key string
+	Val []byte
+}
+
+type snapLayout struct {
+	Generated, GenCol                               int
+	Charts                                          []snapChart
+	EntriesLine, EntriesCol, DashOffset, EntriesEnd int
+}
+
+type snapChart struct {
+	Name                       string
+	KeyLine, ItemLine, DashCol int
+}
+
+// snapshot returns idx as the cache keeps it.
+func (idx *Index) snapshot(where, version string) *indexSnapshot {
+	s := &indexSnapshot{Where: where, Version: version,
+		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
+		Annotations: idx.Annotations, ServerInfo: idx.ServerInfo,
+		Entries: map[string][]*repo.ChartVersion{}, JSON: idx.json, Src: idx.src}
+	for name, cvs := range idx.Entries {
+		s.Entries[name] = cvs
+	}
+	if idx.json {
+		s.JSONEntry = map[string][][]byte{}
+		for name, cvs := range idx.Entries {
+			raws := make([][]byte, len(cvs))
+			for i, cv := range cvs {
+				raws[i] = idx.jsonEntry[cv]
+			}
+			s.JSONEntry[name] = raws
+		}
+		for _, m := range idx.jsonTop {
+			s.JSONTop = append(s.JSONTop, snapMember{m.key, m.val})
+		}
+		return s
+	}
+	s.Ord = map[string][]int{}
+	for name, cvs := range idx.Entries {
+		ords := make([]int, len(cvs))
+		for i, cv := range cvs {
+			k, ok := idx.ord[cv]
+			if !ok {
+				k = -1
+			}
+			ords[i] = k
+		}
+		s.Ord[name] = ords
+	}
+	if l := idx.layout; l != nil {
+		s.Layout = &snapLayout{Generated: l.generated, GenCol: l.genCol, EntriesLine: l.entriesLine,
+			EntriesCol: l.entriesCol, DashOffset: l.dashOffset, EntriesEnd: l.entriesEnd}
+		for _, c := range l.charts {
+			s.Layout.Charts = append(s.Layout.Charts, snapChart{c.name, c.keyLine, c.itemLine, c.dashCol})
+		}
+	}
+	return s
+}
+
+// index rebuilds the Index the snapshot was taken of.
+func (s *indexSnapshot) index() *Index {
+	idx := &Index{IndexFile: &repo.IndexFile{APIVersion: s.APIVersion, Generated: s.Generated,
+		PublicKeys: s.PublicKeys, Annotations: s.Annotations, ServerInfo: s.ServerInfo,
+		Entries: make(map[string]repo.ChartVersions, len(s.Entries))}, json: s.JSON, src: s.Src}
+	for name, cvs := range s.Entries {
+		for _, cv := range cvs {
+			if cv.Metadata == nil {
+				cv.Metadata = &chart.Metadata{}
+			}
+		}
+		idx.Entries[name] = cvs
+	}
+	if s.JSON {
+		idx.jsonEntry = map[*repo.ChartVersion]json.RawMessage{}
+		for name, cvs := range idx.Entries {
+			for i, cv := range cvs {
+				if i < len(s.JSONEntry[name]) && s.JSONEntry[name][i] != nil {
+					idx.jsonEntry[cv] = s.JSONEntry[name][i]
+				}
+			}
+		}
+		for _, m := range s.JSONTop {
+			idx.jsonTop = append(idx.jsonTop, jsonMember{m.Key, m.Val})
+		}
+		return idx
+	}
+	idx.ord = map[*repo.ChartVersion]int{}
+	for name, cvs := range idx.Entries {
+		for i, cv := range cvs {
+			if i < len(s.Ord[name]) && s.Ord[name][i] >= 0 {
+				idx.ord[cv] = s.Ord[name][i]
+			}
+		}
+	}
+	if l := s.Layout; l != nil {
+		idx.layout = &yamlLayout{generated: l.Generated, genCol: l.GenCol, entriesLine: l.EntriesLine,
+			entriesCol: l.EntriesCol, dashOffset: l.DashOffset, entriesEnd: l.EntriesEnd}
+		for _, c := range l.Charts {
+			idx.layout.charts = append(idx.layout.charts, chartLayout{c.Name, c.KeyLine, c.ItemLine, c.DashCol})
+		}
+	}
+	return idx
+}
+
+// loadIndexCache returns the index cached in file if it was parsed from
+// version of the index at where; nil otherwise (no file, another version,
+// an unreadable file: the cache only saves work).
+func loadIndexCache(file, where, version string) *Index {
+	if file == "" || version == "" {
+		return nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var s indexSnapshot
+	if err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&s); err != nil {
+		return nil
+	}
+	if s.Where != where || s.Version != version {
+		return nil
+	}
+	return s.index()
+}
+
+// saveIndexCache writes idx, as parsed from version of the index at where,
+// to file, atomically.
+func saveIndexCache(file, where, version string, idx *Index) error {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(idx.snapshot(where, version)); err != nil {
+		return fmt.Errorf("save index cache: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return fmt.Errorf("save index cache: %w", err)
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("save index cache: %w", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("save index cache: %w", err)
+	}
+	return nil
+}
+
+// indexVersion returns the store version of index.yaml as the store's
+// listing reports it, without reading the index; "" if it is not listed.
+func (p *Publisher) indexVersion(ctx context.Context) (string, error) {
+	key := p.key("index.yaml")
+	objs, err := p.store.List(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("list index: %w", err)
+	}
+	for _, o := range objs {
+		if o.Key == key {
+			return o.Version, nil
+		}
+	}
+	return "", nil
+}
