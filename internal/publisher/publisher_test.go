@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -131,6 +132,16 @@ func TestUnreadableIndexWritesNothing(t *testing.T) {
 	}
 	if _, _, err := p.Index(ctx); !errors.Is(err, ErrIndexUnreadable) {
 		t.Fatalf("Index err = %v", err)
+	}
+	// Nothing was stored either: the package waits for a readable index.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "index.yaml" && !strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("stored %s although the index is unreadable", e.Name())
+		}
 	}
 }
 

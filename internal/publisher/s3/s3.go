@@ -226,78 +226,34 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 	} else {
 		in.IfMatch = aws.String(`"` + version + `"`)
 	}
-	// This loop retries, so the SDK must not: its retry of a conditional
-	// write that did land would come back as a 412 for our own write.
+	// Do retries, so the SDK must not: its retry of a conditional write that
+	// did land would come back as a 412 for our own write.
 	noRetry := func(o *s3.Options) { o.RetryMaxAttempts = 1 }
-
-	var (
-		lastErr error
-		unknown bool // the last attempt may have landed
-		tried   bool // some attempt may have landed
-	)
-	for attempt := range s.maxAttempts {
-		if attempt > 0 {
-			if err := store.Backoff(ctx, s.backoff, 5*time.Second, attempt); err != nil {
-				return "", fmt.Errorf("outcome unknown: %w (after %w)", err, lastErr)
-			}
-		}
-		if unknown {
-			current, found, ours, err := s.look(ctx, key, data)
+	return store.ConditionalWrite{
+		Key: key, Data: data, Version: version, Refused: refused,
+		Attempts: s.maxAttempts, Backoff: s.backoff,
+		Put: func(ctx context.Context) (string, error) {
+			in.Body = bytes.NewReader(data)
+			out, err := s.client.PutObject(ctx, in, noRetry)
 			if err != nil {
-				lastErr = err
-				continue
-			}
-			if ours {
-				return current, nil
-			}
-			// Our write has not landed (or not yet; if it lands later it is
-			// still conditional and cannot clobber what a retry sees).
-			if err := store.Recheck(found, current, version, refused); err != nil {
 				return "", err
 			}
-			unknown = false
-		}
-		in.Body = bytes.NewReader(data)
-		out, err := s.client.PutObject(ctx, in, noRetry)
-		if err == nil {
 			return unquote(aws.ToString(out.ETag)), nil
-		}
-		lastErr = err
-		code := statusCode(err)
-		switch {
-		case code == http.StatusPreconditionFailed:
-			if tried {
-				// The 412 may be the answer to an earlier attempt of ours.
-				if current, _, ours, lookErr := s.look(ctx, key, data); lookErr == nil && ours {
-					return current, nil
-				}
+		},
+		Classify: func(err error) (store.Verdict, error) {
+			code := statusCode(err)
+			switch {
+			case code == http.StatusPreconditionFailed:
+				return store.Refused, nil
+			case objectNotFound(err) && version != "":
+				return store.Failed, store.ErrNotExist
+			case transient(err, code):
+				return store.Unknown, nil
 			}
-			return "", refused
-		case objectNotFound(err) && version != "":
-			return "", store.ErrNotExist
-		case ctx.Err() != nil:
-			return "", fmt.Errorf("outcome unknown: %w", err)
-		case transient(err, code):
-			unknown, tried = true, true
-		default:
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("outcome unknown after %d attempts: %w", s.maxAttempts, lastErr)
-}
-
-// look reads key back after a write of data whose outcome is unknown. It
-// reports the stored version, whether an object exists and whether it holds
-// exactly data.
-func (s *Store) look(ctx context.Context, key string, data []byte) (version string, found, ours bool, err error) {
-	stored, version, err := s.Get(ctx, key)
-	if errors.Is(err, store.ErrNotExist) {
-		return "", false, false, nil
-	}
-	if err != nil {
-		return "", false, false, fmt.Errorf("read back after unknown outcome: %w", err)
-	}
-	return version, true, bytes.Equal(stored, data), nil
+			return store.Failed, err
+		},
+		Get: s.Get,
+	}.Do(ctx)
 }
 
 // List returns the objects whose keys start with prefix, in key order.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +37,16 @@ func newStore(t *testing.T, srv *testenv.S3Server, endpoint string) *Store {
 func TestConformance(t *testing.T) {
 	srv := testenv.S3(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, srv, srv.Endpoint) })
+}
+
+// TestFaults runs the shared fault tests of conditional writes whose
+// outcome is unknown.
+func TestFaults(t *testing.T) {
+	srv := testenv.S3(t)
+	storetest.RunFaults(t, DefaultMaxAttempts, func(t *testing.T, fault func(*http.Request) testenv.Fault) (store.Store, *testenv.Proxy) {
+		proxy := testenv.NewProxy(t, srv.Endpoint, fault)
+		return newStore(t, srv, proxy.URL), proxy
+	})
 }
 
 func TestNewConfig(t *testing.T) {
@@ -143,116 +152,6 @@ func TestMissingBucketIsNotErrNotExist(t *testing.T) {
 	}
 	if _, err := s.Replace(t.Context(), "index.yaml", []byte("x"), "0123"); err == nil || errors.Is(err, store.ErrNotExist) {
 		t.Errorf("Replace in a missing bucket: err = %v, want an error that is not ErrNotExist", err)
-	}
-}
-
-// TestUnknownOutcome checks that a conditional write whose answer is lost
-// (or replaced by a server error) is reported from what is really stored:
-// the store reads back before it retries, so its own landed write is a
-// success, not an ErrExist/ErrConflict for itself.
-func TestUnknownOutcome(t *testing.T) {
-	srv := testenv.S3(t)
-	tests := []struct {
-		name     string
-		fault    testenv.Fault
-		wantPuts int // PUT requests seen by the proxy
-	}{
-		// The write landed, the answer was lost: read back, ours, done.
-		{"answer lost", testenv.CutAfter, 1},
-		// The write never reached the server: read back, absent, retry.
-		{"request lost", testenv.CutBefore, 2},
-		// Throttled before the server saw it: retried.
-		{"throttled", testenv.Unavailable, 2},
-		// The write landed, the answer is a 500: read back, ours, done.
-		{"server error after write", testenv.ErrorAfter, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var faultOn atomic.Int64 // the PUT number that fails
-			proxy := testenv.NewProxy(t, srv.Endpoint, testenv.PutFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
-			s := newStore(t, srv, proxy.URL)
-			ctx := t.Context()
-
-			faultOn.Store(1)
-			if err := s.Create(ctx, "a-1.0.0.tgz", []byte("package")); err != nil {
-				t.Fatalf("Create: %v", err)
-			}
-			if got := proxy.Count(http.MethodPut); got != tt.wantPuts {
-				t.Errorf("Create sent %d PUTs, want %d", got, tt.wantPuts)
-			}
-			if data, _, err := s.Get(ctx, "a-1.0.0.tgz"); err != nil || string(data) != "package" {
-				t.Fatalf("Get after Create = %q, %v", data, err)
-			}
-
-			v1, err := s.Replace(ctx, "index.yaml", []byte("one"), "")
-			if err != nil {
-				t.Fatalf("Replace: %v", err)
-			}
-			faultOn.Store(int64(proxy.Count(http.MethodPut) + 1))
-			v2, err := s.Replace(ctx, "index.yaml", []byte("two"), v1)
-			if err != nil {
-				t.Fatalf("Replace with a faulty answer: %v", err)
-			}
-			if data, version, err := s.Get(ctx, "index.yaml"); err != nil || string(data) != "two" || version != v2 {
-				t.Errorf("Get = %q, %q, %v; want %q, %q", data, version, err, "two", v2)
-			}
-		})
-	}
-}
-
-// TestUnknownOutcomeLostRace checks the other side: when the answer is lost
-// and another writer's bytes are stored, the write is a conflict.
-func TestUnknownOutcomeLostRace(t *testing.T) {
-	srv := testenv.S3(t)
-	proxy := testenv.NewProxy(t, srv.Endpoint, testenv.PutFaults(testenv.CutBefore, func(n int) bool { return n == 1 }))
-	s := newStore(t, srv, proxy.URL)
-	direct := newStore(t, srv, srv.Endpoint)
-	direct.bucket = s.bucket
-	// Another writer creates the object while our request is lost.
-	if err := direct.Create(t.Context(), "a-1.0.0.tgz", []byte("theirs")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Create(t.Context(), "a-1.0.0.tgz", []byte("ours")); !errors.Is(err, store.ErrExist) {
-		t.Fatalf("Create after a lost request, object created by another: err = %v, want ErrExist", err)
-	}
-}
-
-// TestPreconditionFailedIsNotRetried counts the PUTs a refused write sends.
-func TestPreconditionFailedIsNotRetried(t *testing.T) {
-	srv := testenv.S3(t)
-	proxy := testenv.NewProxy(t, srv.Endpoint, nil)
-	s := newStore(t, srv, proxy.URL)
-	ctx := t.Context()
-	if err := s.Create(ctx, "a", []byte("a")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Create(ctx, "a", []byte("b")); !errors.Is(err, store.ErrExist) {
-		t.Fatalf("Create: err = %v, want ErrExist", err)
-	}
-	if _, err := s.Replace(ctx, "a", []byte("b"), "0123456789abcdef0123456789abcdef"); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("Replace: err = %v, want ErrConflict", err)
-	}
-	if got := proxy.Count(http.MethodPut); got != 3 {
-		t.Errorf("sent %d PUTs, want 3 (412 is never retried)", got)
-	}
-}
-
-// TestRetriesAreBounded checks that a server that never answers makes the
-// write fail with an "outcome unknown" error after MaxAttempts, and that
-// nothing is written.
-func TestRetriesAreBounded(t *testing.T) {
-	srv := testenv.S3(t)
-	proxy := testenv.NewProxy(t, srv.Endpoint, testenv.PutFaults(testenv.Unavailable, func(int) bool { return true }))
-	s := newStore(t, srv, proxy.URL)
-	err := s.Create(t.Context(), "a", []byte("a"))
-	if err == nil || !strings.Contains(err.Error(), "outcome unknown") {
-		t.Fatalf("Create: err = %v, want an outcome-unknown error", err)
-	}
-	if got := proxy.Count(http.MethodPut); got != DefaultMaxAttempts {
-		t.Errorf("sent %d PUTs, want %d", got, DefaultMaxAttempts)
-	}
-	if _, _, err := s.Get(t.Context(), "a"); !errors.Is(err, store.ErrNotExist) {
-		t.Errorf("Get: err = %v, want ErrNotExist", err)
 	}
 }
 

@@ -403,74 +403,50 @@ func (s *Store) put(ctx context.Context, key string, data []byte, version string
 	default:
 		headers["If-Match"] = version
 	}
-	var (
-		lastErr error
-		unknown bool // the last attempt may have landed
-		tried   bool // some attempt may have landed
-	)
-	for attempt := range s.retries + 1 {
-		if attempt > 0 {
-			if err := store.Backoff(ctx, s.backoff, 5*time.Second, attempt); err != nil {
-				return "", fmt.Errorf("outcome unknown: %w (after %w)", err, lastErr)
-			}
-		}
-		if unknown {
-			stored, current, err := s.Get(ctx, key)
-			found := err == nil
-			switch {
-			case errors.Is(err, store.ErrNotExist):
-			case err != nil:
-				lastErr = fmt.Errorf("read back after unknown outcome: %w", err)
-				continue
-			case bytes.Equal(stored, data):
-				return current, nil
-			}
-			if err := store.Recheck(found, current, version, refused); err != nil {
-				return "", err
-			}
-			unknown = false
-		}
+	return store.ConditionalWrite{
+		Key: key, Data: data, Version: version, Refused: refused,
+		Attempts: s.retries + 1, Backoff: s.backoff,
 		// checkHash false with hash set: the proxy verifies the MD5 and
 		// answers 422 on a mismatch.
-		out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(body), false, sendHash, store.ContentType(key), headers)
-		if err == nil {
+		Put: func(ctx context.Context) (string, error) {
+			out, err := s.conn.ObjectPut(ctx, s.container, key, bytes.NewReader(body), false, sendHash, store.ContentType(key), headers)
+			if err != nil {
+				return "", err
+			}
 			etag := strings.Trim(out["Etag"], `"`)
 			switch {
 			case etag == "":
 				return hash, nil
 			case copyFrom != "" && etag != hash:
-				return "", fmt.Errorf("copy from %s stored md5 %s, want %s", copyFrom, etag, hash)
+				return "", fmt.Errorf("%w: copy from %s stored md5 %s, want %s", errCopyMismatch, copyFrom, etag, hash)
 			}
 			return etag, nil
-		}
-		lastErr = err
-		code := statusCode(err)
-		switch {
-		case code == http.StatusPreconditionFailed:
-			if tried {
-				// The 412 may be the answer to an earlier attempt of ours.
-				if stored, current, gerr := s.Get(ctx, key); gerr == nil && bytes.Equal(stored, data) {
-					return current, nil
+		},
+		Classify: func(err error) (store.Verdict, error) {
+			switch code := statusCode(err); {
+			case errors.Is(err, errCopyMismatch):
+				return store.Failed, err
+			case code == http.StatusPreconditionFailed:
+				return store.Refused, nil
+			case code == http.StatusNotFound && copyFrom != "":
+				if err := s.notFound(ctx, swift.ObjectNotFound); !errors.Is(err, store.ErrNotExist) {
+					return store.Failed, err
 				}
+				return store.Failed, fmt.Errorf("staging object %s vanished before the copy", copyFrom)
+			case code == http.StatusNotFound:
+				return store.Failed, s.notFound(ctx, swift.ObjectNotFound)
+			case code == 0, code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code == 498:
+				return store.Unknown, nil
 			}
-			return "", refused
-		case code == http.StatusNotFound && copyFrom != "":
-			if err := s.notFound(ctx, swift.ObjectNotFound); !errors.Is(err, store.ErrNotExist) {
-				return "", err
-			}
-			return "", fmt.Errorf("staging object %s vanished before the copy", copyFrom)
-		case code == http.StatusNotFound:
-			return "", s.notFound(ctx, swift.ObjectNotFound)
-		case ctx.Err() != nil:
-			return "", fmt.Errorf("outcome unknown: %w", err)
-		case code == 0, code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code == 498:
-			unknown, tried = true, true
-		default:
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("outcome unknown after %d attempts: %w", s.retries+1, lastErr)
+			return store.Failed, err
+		},
+		Get: s.Get,
+	}.Do(ctx)
 }
+
+// errCopyMismatch: a server-side copy stored other bytes than the staging
+// object was written with.
+var errCopyMismatch = errors.New("copy stored other bytes")
 
 // List returns the objects whose keys start with prefix, in key order,
 // fetching the listing a page at a time. It leaves out Create's staging

@@ -200,59 +200,6 @@ func TestBadCredentials(t *testing.T) {
 	}
 }
 
-// TestUnknownOutcome checks that a write whose answer is lost is judged by
-// what is stored: its own landed write is a success, not ErrExist.
-func TestUnknownOutcome(t *testing.T) {
-	srv := testenv.Swift(t)
-	container := srv.NewContainer(t)
-	tests := []struct {
-		name     string
-		fault    testenv.Fault
-		wantPuts int
-	}{
-		// Create's PUTs are the staging upload, then the copy to the final
-		// name: the fault hits the copy.
-		{"answer lost", testenv.CutAfter, 2},
-		{"request lost", testenv.CutBefore, 3},
-		{"unavailable", testenv.Unavailable, 3},
-		{"server error after write", testenv.ErrorAfter, 2},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var faultOn atomic.Int64
-			proxy := testenv.NewProxy(t, srv.AuthURL, testenv.PutFaults(tt.fault, func(n int) bool { return int64(n) == faultOn.Load() }))
-			s := newStore(t, srv, proxy.URL+"/auth/v1.0", container)
-			ctx := t.Context()
-			key := fmt.Sprintf("a-%d.tgz", i)
-
-			faultOn.Store(2)
-			if err := s.Create(ctx, key, []byte("package")); err != nil {
-				t.Fatalf("Create: %v", err)
-			}
-			if got := proxy.Count(http.MethodPut); got != tt.wantPuts {
-				t.Errorf("Create sent %d PUTs, want %d", got, tt.wantPuts)
-			}
-			if data, _, err := s.Get(ctx, key); err != nil || string(data) != "package" {
-				t.Fatalf("Get after Create = %q, %v", data, err)
-			}
-
-			index := fmt.Sprintf("index-%d.yaml", i)
-			v1, err := s.Replace(ctx, index, []byte("one"), "")
-			if err != nil {
-				t.Fatalf("Replace: %v", err)
-			}
-			faultOn.Store(int64(proxy.Count(http.MethodPut) + 1))
-			v2, err := s.Replace(ctx, index, []byte("two"), v1)
-			if err != nil {
-				t.Fatalf("Replace with a faulty answer: %v", err)
-			}
-			if data, version, err := s.Get(ctx, index); err != nil || string(data) != "two" || version != v2 {
-				t.Errorf("Get = %q, %q, %v; want %q, %q", data, version, err, "two", v2)
-			}
-		})
-	}
-}
-
 // TestServerUnreachable checks that an unreachable server gives errors, not
 // ErrNotExist, and that writes give up after the configured retries.
 func TestServerUnreachable(t *testing.T) {
@@ -287,6 +234,16 @@ func TestServerUnreachable(t *testing.T) {
 	if err := s.Create(ctx, "b", []byte("b")); err != nil {
 		t.Errorf("Create once reachable again: %v", err)
 	}
+}
+
+// TestFaults runs the shared fault tests of conditional writes whose
+// outcome is unknown.
+func TestFaults(t *testing.T) {
+	srv := testenv.Swift(t)
+	storetest.RunFaults(t, DefaultRetries+1, func(t *testing.T, fault func(*http.Request) testenv.Fault) (store.Store, *testenv.Proxy) {
+		proxy := testenv.NewProxy(t, srv.AuthURL, fault)
+		return newStore(t, srv, proxy.URL+"/auth/v1.0", ""), proxy
+	})
 }
 
 func TestNewConfig(t *testing.T) {
