@@ -2,9 +2,16 @@ package publisher
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v3/pkg/repo"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // Issue 12: an index loaded from the cache writes back exactly what the
@@ -117,5 +124,132 @@ func TestIndexCacheSkipsUnchangedIndex(t *testing.T) {
 	}
 	if n := s.reads["stable/index.yaml"]; n != 2 {
 		t.Errorf("index read %d times, want 2", n)
+	}
+}
+
+// entrySet is each entry of an index as ParseIndex reads it (as helm
+// does, except that a string keeps its exact text where helm's YAML reader
+// turns an unquoted all-digit digest into "0" or "+Inf"), by "name
+// version".
+func entrySet(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	idx, err := ParseIndex(b)
+	if err != nil {
+		t.Fatalf("read index: %v\n%s", err, b)
+	}
+	out := map[string]string{}
+	for name, cvs := range idx.Entries {
+		for _, cv := range cvs {
+			j, err := json.Marshal(cv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name+" "+cv.Version] = string(j)
+		}
+	}
+	return out
+}
+
+// Issue 12: yaml → json → yaml loses nothing: every entry as helm reads
+// it, fields helm does not know (at the top and in entries), all-digit
+// digests as strings; the JSON is read by a YAML 1.2 parser as
+// ChartMuseum-style readers do, and the YAML by helm's strict reader.
+func TestIndexFormatSwitchLosesNothing(t *testing.T) {
+	for name, src := range map[string]string{"yaml": foreignYAML, "json": foreignJSON} {
+		t.Run(name, func(t *testing.T) {
+			idx, err := ParseIndex([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			addEntry(t, idx, "a", "2.0.0")
+			want := entrySet(t, mustMarshal(t, idx))
+			cur := idx
+			for _, format := range []string{FormatJSON, FormatYAML, FormatJSON} {
+				if err := cur.SetFormat(format); err != nil {
+					t.Fatal(err)
+				}
+				out := mustMarshal(t, cur)
+				if json.Valid(out) != (format == FormatJSON) {
+					t.Fatalf("written as %s:\n%s", format, out)
+				}
+				if got := entrySet(t, out); !reflect.DeepEqual(got, want) {
+					t.Fatalf("entries changed in %s:\n got %v\nwant %v", format, got, want)
+				}
+				for _, field := range []string{"x-top", "x-signed-by", "serverInfo", "contextPath"} {
+					if !bytes.Contains(out, []byte(field)) {
+						t.Errorf("%s lost field %s:\n%s", format, field, out)
+					}
+				}
+				// A YAML 1.2 parser reads either.
+				var doc struct {
+					APIVersion string                      `yaml:"apiVersion"`
+					Entries    map[string][]map[string]any `yaml:"entries"`
+				}
+				if err := yaml.Unmarshal(out, &doc); err != nil {
+					t.Fatalf("YAML 1.2 reader on %s: %v", format, err)
+				}
+				if d, ok := doc.Entries["a"][len(doc.Entries["a"])-1]["digest"].(string); !ok || d != zeros {
+					t.Errorf("YAML 1.2 reader on %s: digest of a 1.0.0 is %#v, want the string %s", format, doc.Entries["a"][len(doc.Entries["a"])-1]["digest"], zeros)
+				}
+				if format == FormatYAML {
+					var strict repo.IndexFile
+					if err := sigsyaml.Unmarshal(out, &strict); err != nil || len(strict.Entries["a"]) != 2 {
+						t.Fatalf("helm's reader on the YAML: %v, %v", err, strict.Entries)
+					}
+					if d := strict.Entries["a"][1].Digest; d != zeros {
+						t.Errorf("helm's reader on the YAML: digest of a 1.0.0 is %q, want %s", d, zeros)
+					}
+				}
+				if cur, err = ParseIndex(out); err != nil {
+					t.Fatalf("reading back %s: %v", format, err)
+				}
+			}
+		})
+	}
+}
+
+func mustMarshal(t *testing.T, idx *Index) []byte {
+	t.Helper()
+	b, err := idx.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Issue 12: a repository's index_format decides how index.yaml is written;
+// switching it rewrites the stored index in the other format with every
+// entry, even in a cycle with nothing new.
+func TestPublishWritesConfiguredFormat(t *testing.T) {
+	ctx := t.Context()
+	s, dir := newLocal(t)
+	cache := filepath.Join(t.TempDir(), "index.gob")
+	publish := func(format string, pkgs ...Package) []byte {
+		t.Helper()
+		rep, err := New(s, Config{Format: format, IndexCache: cache}, quiet()).Publish(ctx, pkgs)
+		if err != nil || len(rep.Failed) != 0 {
+			t.Fatalf("publish: %v %v", err, rep.Failed)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "index.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := publish(FormatJSON, pkg(t, "a", "1.0.0", ""))
+	if !json.Valid(b) {
+		t.Fatalf("index_format json wrote:\n%s", b)
+	}
+	b = publish(FormatJSON, pkg(t, "b", "1.0.0", ""))
+	if !json.Valid(b) || len(entrySet(t, b)) != 2 {
+		t.Fatalf("second json write:\n%s", b)
+	}
+	b = publish(FormatYAML)
+	if json.Valid(b) || len(entrySet(t, b)) != 2 {
+		t.Fatalf("switch to yaml wrote:\n%s", b)
+	}
+	b = publish(FormatJSON)
+	if !json.Valid(b) || len(entrySet(t, b)) != 2 {
+		t.Fatalf("switch back to json wrote:\n%s", b)
 	}
 }

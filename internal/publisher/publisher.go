@@ -65,6 +65,11 @@ type Config struct {
 	// store version, so that an unchanged index is not read again (see
 	// Publisher.Index).
 	IndexCache string
+	// Format is the format index.yaml is written in: FormatYAML or
+	// FormatJSON (helm reads both). "" keeps the format the index was read
+	// in. An index read in another format is rewritten in this one, with
+	// every entry.
+	Format string
 }
 
 // Publisher writes packages and the index of one repository.
@@ -481,12 +486,18 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			return err
 		}
 		next.Entries = Entries(idx)
+		if p.cfg.Format != "" && ver != "" && idx.Format() != p.cfg.Format {
+			changed = true // switch the stored index to the configured format
+		}
 		if !changed {
 			*c.rep = *next
 			p.save()
 			return nil
 		}
 		idx.Generated = p.now()
+		if err := idx.SetFormat(p.cfg.Format); err != nil {
+			return err
+		}
 		b, err := idx.Marshal()
 		if err != nil {
 			return err
