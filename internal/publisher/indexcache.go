@@ -204,3 +204,19 @@ func (p *Publisher) indexVersion(ctx context.Context) (string, error) {
 	}
 	return "", nil
 }
+
+// cacheWritten caches idx as just written at store version ver, so that
+// the next cycle does not read back what this one wrote. idx holds the
+// source it was read from and the entries added since: Marshal writes from
+// them exactly what was written (new entries of a chart go before the ones
+// read, newest first). An index converted to another format is not cached:
+// its source is in the old one.
+func (p *Publisher) cacheWritten(idx *Index, ver string) {
+	if p.cfg.IndexCache == "" || ver == "" || (idx.format != "" && idx.format != idx.Format()) {
+		return
+	}
+	where := p.store.String() + " " + p.key("index.yaml")
+	if err := saveIndexCache(p.cfg.IndexCache, where, ver, idx); err != nil {
+		p.log.Warn("index cache not saved", "file", p.cfg.IndexCache, "err", err)
+	}
+}

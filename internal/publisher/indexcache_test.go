@@ -3,6 +3,7 @@ package publisher
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -251,5 +252,43 @@ func TestPublishWritesConfiguredFormat(t *testing.T) {
 	b = publish(FormatJSON)
 	if !json.Valid(b) || len(entrySet(t, b)) != 2 {
 		t.Fatalf("switch back to json wrote:\n%s", b)
+	}
+}
+
+// Issue 12: the index a cycle writes is cached at its new store version,
+// so that the following cycles read nothing; the cached index writes back
+// exactly the stored bytes, and the next publish from it loses nothing.
+func TestIndexCacheAfterWrite(t *testing.T) {
+	for _, format := range []string{FormatYAML, FormatJSON} {
+		t.Run(format, func(t *testing.T) {
+			ctx := t.Context()
+			ls, dir := newLocal(t)
+			s := &countingStore{Store: ls, reads: map[string]int{}}
+			cfg := Config{Format: format, IndexCache: filepath.Join(t.TempDir(), "index.gob")}
+			for i, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+				rep, err := New(s, cfg, quiet()).Publish(ctx, []Package{pkg(t, "a", v, ""), pkg(t, fmt.Sprintf("c%d", i), "0.1.0", "")})
+				if err != nil || !rep.Wrote || len(rep.Failed) != 0 {
+					t.Fatalf("publish %s: %v %+v", v, err, rep)
+				}
+				stored, err := os.ReadFile(filepath.Join(dir, "index.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cached, _, err := New(s, cfg, quiet()).Index(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := mustMarshal(t, cached); !bytes.Equal(got, stored) {
+					t.Fatalf("cached index writes:\n%s\n---- stored:\n%s", got, stored)
+				}
+				if got, want := entrySet(t, stored), 2*(i+1); len(got) != want {
+					t.Fatalf("stored index has %d entries, want %d", len(got), want)
+				}
+			}
+			// Only the first cycle's read of the missing index.
+			if n := s.reads["index.yaml"]; n != 1 {
+				t.Errorf("index read %d times, want 1 (before it existed)", n)
+			}
+		})
 	}
 }

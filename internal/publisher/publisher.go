@@ -502,11 +502,12 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 		if err != nil {
 			return err
 		}
-		_, err = p.store.Replace(ctx, p.key("index.yaml"), b, ver)
+		newVer, err := p.store.Replace(ctx, p.key("index.yaml"), b, ver)
 		if err == nil && !p.store.Atomic() {
 			err = p.verify(ctx, idx)
 		}
 		if err == nil {
+			p.cacheWritten(idx, newVer)
 			p.cfg.Memory.saw(idx)
 			next.Wrote = true
 			*c.rep = *next
