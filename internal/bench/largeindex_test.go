@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -189,23 +188,35 @@ func (r *largeRepo) run(tb testing.TB, args ...string) (time.Duration, int64) {
 }
 
 // measure runs cmd and returns its wall time and peak RSS in bytes; it
-// fails tb unless cmd exits 0.
+// fails tb unless cmd exits 0. The peak is what GNU time reports for the
+// command alone: a child's own getrusage would count the memory of this
+// (large) benchmark process it was forked from.
 func measure(tb testing.TB, cmd *exec.Cmd) (time.Duration, int64) {
 	tb.Helper()
+	report := filepath.Join(tb.TempDir(), "time")
+	timeBin, err := exec.LookPath("/usr/bin/time")
+	if err != nil {
+		tb.Fatalf("GNU time is needed to measure peak RSS (apt-get install time): %v", err)
+	}
+	cmd.Args = append([]string{timeBin, "-f", "%M", "-o", report}, cmd.Args...)
+	cmd.Path = timeBin
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
 		tb.Fatalf("%s: %v\n%.4000s", strings.Join(cmd.Args, " "), err, out.String())
 	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	var rss int64
-	if ru != nil {
-		rss = ru.Maxrss * 1024 // kilobytes on Linux
+	b, err := os.ReadFile(report)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return wall, rss
+	kb, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		tb.Fatalf("GNU time reported %q: %v", b, err)
+	}
+	return wall, kb * 1024
 }
 
 func benchSizes(b *testing.B) []int {

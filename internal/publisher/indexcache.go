@@ -13,6 +13,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/repo"
+
+	"github.com/chartsync/chartsync/internal/publisher/store"
 )
 
 // indexSnapshot is a parsed index as the index cache keeps it: what
@@ -190,13 +192,18 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 }
 
 // indexVersion returns the store version of index.yaml as the store's
-// listing reports it, without reading the index; "" if it is not listed.
+// listing of the prefix reports it, without reading the index; "" if it is
+// not listed. The listing is kept for the reconciliation (see packages).
 func (p *Publisher) indexVersion(ctx context.Context) (string, error) {
-	key := p.key("index.yaml")
-	objs, err := p.store.List(ctx, key)
+	objs, err := p.store.List(ctx, p.key(""))
 	if err != nil {
 		return "", fmt.Errorf("list index: %w", err)
 	}
+	if objs == nil {
+		objs = []store.Object{}
+	}
+	p.listed, p.created = objs, false
+	key := p.key("index.yaml")
 	for _, o := range objs {
 		if o.Key == key {
 			return o.Version, nil

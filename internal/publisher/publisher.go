@@ -78,6 +78,11 @@ type Publisher struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	// listed is the listing of the prefix that Index took to learn the
+	// index's version; the reconciliation that follows uses it unless a
+	// package was created since (see packages).
+	listed  []store.Object
+	created bool
 }
 
 // New returns a Publisher for the repository at cfg.Prefix in s.
@@ -120,6 +125,11 @@ func (p *Publisher) Index(ctx context.Context) (*Index, string, error) {
 		}
 	}
 	idx, ver, err := p.readIndex(ctx)
+	if ver != listed {
+		// The index changed since the listing: a package it lists may be
+		// missing from the listing. Reconcile with a new one.
+		p.listed = nil
+	}
 	if err == nil && p.cfg.IndexCache != "" && ver != "" && ver == listed {
 		if err := saveIndexCache(p.cfg.IndexCache, where, ver, idx); err != nil {
 			p.log.Warn("index cache not saved", "file", p.cfg.IndexCache, "err", err)
@@ -352,6 +362,7 @@ func (p *Publisher) read(ctx context.Context, key string, c *call) ([]byte, erro
 func (p *Publisher) create(ctx context.Context, name string, pkg Package, c *call) error {
 	key := p.key(name)
 	ours := digest(pkg.Data)
+	p.created = true
 	err := p.store.Create(ctx, key, pkg.Data)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return err
@@ -449,6 +460,7 @@ func (p *Publisher) createProvenance(ctx context.Context, name string, prov []by
 	if prov == nil {
 		return nil
 	}
+	p.created = true
 	err := p.store.Create(ctx, p.key(name+".prov"), prov)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return err
@@ -568,11 +580,18 @@ func (p *Publisher) verify(ctx context.Context, want *Index) error {
 
 // packages lists the package files directly under the prefix (ChartMuseum's
 // depth-1 layout), by file name.
+//
+// The listing Index took is used once, if no package was created since:
+// a no-op cycle lists the store once.
 func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, error) {
 	prefix := p.key("")
-	objs, err := p.store.List(ctx, prefix)
-	if err != nil {
-		return nil, fmt.Errorf("list packages: %w", err)
+	objs := p.listed
+	p.listed = nil
+	if objs == nil || p.created {
+		var err error
+		if objs, err = p.store.List(ctx, prefix); err != nil {
+			return nil, fmt.Errorf("list packages: %w", err)
+		}
 	}
 	m := map[string]store.Object{}
 	for _, o := range objs {
