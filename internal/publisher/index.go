@@ -412,7 +412,7 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 
 // splitLines splits b into lines, each with its line break.
 func splitLines(b []byte) [][]byte {
-	var lines [][]byte
+	lines := make([][]byte, 0, bytes.Count(b, []byte("\n"))+1)
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {

@@ -2,7 +2,6 @@ package publisher
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/gob"
 	"encoding/json"
@@ -41,6 +40,18 @@ type indexSnapshot struct {
 	// JSON: the top-level members, and each entry's source text.
 	JSONTop   []snapMember
 	JSONEntry map[string][][]byte
+	// Charts is the number of chartSnaps that follow the snapshot in the
+	// file: Entries, Ord and JSONEntry are written one chart at a time,
+	// so that encoding never buffers the whole index.
+	Charts int
+}
+
+// chartSnap is one chart's part of Entries, Ord and JSONEntry.
+type chartSnap struct {
+	Name    string
+	Entries []*repo.ChartVersion
+	Ord     []int
+	JSON    [][]byte
 }
 
 type snapMember struct {
@@ -161,12 +172,18 @@ func loadIndexCache(file, where, version string) *Index {
 		return nil
 	}
 	defer f.Close()
+	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	var s indexSnapshot
-	if err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&s); err != nil {
+	if err := dec.Decode(&s); err != nil || s.Where != where || s.Version != version {
 		return nil
 	}
-	if s.Where != where || s.Version != version {
-		return nil
+	s.Entries, s.Ord, s.JSONEntry = map[string][]*repo.ChartVersion{}, map[string][]int{}, map[string][][]byte{}
+	for range s.Charts {
+		var c chartSnap
+		if err := dec.Decode(&c); err != nil {
+			return nil
+		}
+		s.Entries[c.Name], s.Ord[c.Name], s.JSONEntry[c.Name] = c.Entries, c.Ord, c.JSON
 	}
 	return s.index()
 }
@@ -174,18 +191,37 @@ func loadIndexCache(file, where, version string) *Index {
 // saveIndexCache writes idx, as parsed from version of the index at where,
 // to file, atomically.
 func saveIndexCache(file, where, version string, idx *Index) error {
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(idx.snapshot(where, version)); err != nil {
-		return fmt.Errorf("save index cache: %w", err)
-	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return fmt.Errorf("save index cache: %w", err)
 	}
 	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+	f, err := os.Create(tmp)
+	if err != nil {
 		return fmt.Errorf("save index cache: %w", err)
 	}
-	if err := os.Rename(tmp, file); err != nil {
+	w := bufio.NewWriterSize(f, 1<<20)
+	enc := gob.NewEncoder(w)
+	snap := idx.snapshot(where, version)
+	head := *snap
+	head.Entries, head.Ord, head.JSONEntry, head.Charts = nil, nil, nil, len(snap.Entries)
+	err = enc.Encode(&head)
+	for name, cvs := range snap.Entries {
+		if err != nil {
+			break
+		}
+		err = enc.Encode(&chartSnap{Name: name, Entries: cvs, Ord: snap.Ord[name], JSON: snap.JSONEntry[name]})
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("save index cache: %w", err)
 	}
 	return nil
