@@ -238,7 +238,7 @@ func (p *Publisher) indexVersion(ctx context.Context) (string, error) {
 	if objs == nil {
 		objs = []store.Object{}
 	}
-	p.listed, p.created = objs, false
+	p.listed, p.created = objs, nil
 	key := p.key("index.yaml")
 	for _, o := range objs {
 		if o.Key == key {

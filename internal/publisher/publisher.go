@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -82,7 +83,7 @@ type Publisher struct {
 	// index's version; the reconciliation that follows uses it unless a
 	// package was created since (see packages).
 	listed  []store.Object
-	created bool
+	created []string // keys Create was called for since the listing
 }
 
 // New returns a Publisher for the repository at cfg.Prefix in s.
@@ -362,7 +363,7 @@ func (p *Publisher) read(ctx context.Context, key string, c *call) ([]byte, erro
 func (p *Publisher) create(ctx context.Context, name string, pkg Package, c *call) error {
 	key := p.key(name)
 	ours := digest(pkg.Data)
-	p.created = true
+	p.created = append(p.created, key)
 	err := p.store.Create(ctx, key, pkg.Data)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return err
@@ -460,7 +461,7 @@ func (p *Publisher) createProvenance(ctx context.Context, name string, prov []by
 	if prov == nil {
 		return nil
 	}
-	p.created = true
+	p.created = append(p.created, p.key(name+".prov"))
 	err := p.store.Create(ctx, p.key(name+".prov"), prov)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return err
@@ -581,13 +582,13 @@ func (p *Publisher) verify(ctx context.Context, want *Index) error {
 // packages lists the package files directly under the prefix (ChartMuseum's
 // depth-1 layout), by file name.
 //
-// The listing Index took is used once, if no package was created since:
-// a no-op cycle lists the store once.
+// The listing Index took is used once, with the objects created since
+// looked up one by one: a cycle lists the store once.
 func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, error) {
 	prefix := p.key("")
-	objs := p.listed
-	p.listed = nil
-	if objs == nil || p.created {
+	objs := p.withCreated(ctx, p.listed)
+	p.listed, p.created = nil, nil
+	if objs == nil {
 		var err error
 		if objs, err = p.store.List(ctx, prefix); err != nil {
 			return nil, fmt.Errorf("list packages: %w", err)
@@ -826,4 +827,35 @@ func (p *Publisher) storedDigest(ctx context.Context, obj store.Object, c *call)
 		return "", fmt.Errorf("read %s: %w", path.Base(obj.Key), err)
 	}
 	return digest(b), nil
+}
+
+// withCreated returns listed with the objects created since it was taken,
+// as the store describes them now; nil if listed is nil or one of them
+// cannot be looked up (the caller lists again).
+func (p *Publisher) withCreated(ctx context.Context, listed []store.Object) []store.Object {
+	if listed == nil || len(p.created) == 0 {
+		return listed
+	}
+	byKey := make(map[string]int, len(listed))
+	for i, o := range listed {
+		byKey[o.Key] = i
+	}
+	out := slices.Clone(listed)
+	for _, key := range p.created {
+		r, obj, err := p.store.Open(ctx, key)
+		if errors.Is(err, store.ErrNotExist) {
+			continue // its Create failed
+		}
+		if err != nil {
+			return nil
+		}
+		r.Close()
+		if i, ok := byKey[key]; ok {
+			out[i] = obj
+			continue
+		}
+		byKey[key] = len(out)
+		out = append(out, obj)
+	}
+	return out
 }
