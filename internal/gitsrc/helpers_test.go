@@ -11,17 +11,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
-// gitBin returns the git binary or fails the test: the tests build upstream
-// repositories with it and check the result with it (gitsrc does not need it).
+// gitBin returns the git binary: the tests build upstream repositories with
+// it and check the result with it (gitsrc does not need it).
 func gitBin(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatalf("git binary not found on PATH (needed to build and check test repositories): %v", err)
-	}
-	return p
+	return testenv.Tool(t, "git")
 }
 
 // runGit runs git in dir with an isolated configuration and returns stdout.

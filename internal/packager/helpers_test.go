@@ -87,35 +87,6 @@ func tgzEntries(t testing.TB, data []byte) ([]*tar.Header, map[string]string) {
 	return hdrs, contents
 }
 
-// tool finds a command in the module's .tools/bin or on PATH and fails the
-// test if it is missing: the tests must run against the real tools.
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, ".tools", "bin", name)
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is needed by this test and is neither in .tools/bin nor on PATH: run scripts/install-tools.sh", name)
-	}
-	return p
-}
-
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)

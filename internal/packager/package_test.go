@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // typicalTree writes a tree with one chart made by helm's own scaffolding
@@ -150,7 +152,7 @@ func TestBuildReproducible(t *testing.T) {
 // exactly the contents, that `helm package` writes for the same chart, and
 // that the real helm CLI accepts it.
 func TestPackageMatchesHelm(t *testing.T) {
-	helm := tool(t, "helm")
+	helm := testenv.Tool(t, "helm")
 	root := t.TempDir()
 	c := typicalTree(t, root)
 	pkg, err := Build(context.Background(), os.DirFS(root), c, Options{})
@@ -194,7 +196,7 @@ func TestPackageMatchesHelm(t *testing.T) {
 
 	// What `helm pull --untar` does: unpack, then use the directory.
 	untar := t.TempDir()
-	run(t, tool(t, "tar"), "-xzf", ours, "-C", untar)
+	run(t, testenv.Tool(t, "tar"), "-xzf", ours, "-C", untar)
 	run(t, helm, "lint", filepath.Join(untar, "web"))
 	if again := run(t, helm, "template", "rel", filepath.Join(untar, "web")); again != tmpl {
 		t.Errorf("helm template of the unpacked chart differs from the package's")

@@ -193,18 +193,22 @@ func testUpgrade(t *testing.T, r *root, upVersion string) {
 		{"/etc/chartsync/chartsync.toml.dpkg-new", "absent", "", ""},
 	})
 
-	// Both run modes enabled: they conflict and the daemon would not stay
-	// up at boot. postinst says so (issue 13 point 6).
-	out := r.mustSh(t, "enable both modes and reconfigure", `
-		DPKG_MAINTSCRIPT_PACKAGE=chartsync deb-systemd-helper enable chartsync.timer chartsync.service
-		dpkg -i /pkgs/v2.deb 2>&1`)
+	// Both run modes enabled (as an admin would, with systemctl): they
+	// conflict and the daemon would not stay up at boot. postinst says so
+	// (issue 13 point 6).
+	r.mustSh(t, "enable both modes", `
+		systemctl enable chartsync.timer chartsync.service 2>&1
+		test -L /etc/systemd/system/timers.target.wants/chartsync.timer
+		test -L /etc/systemd/system/multi-user.target.wants/chartsync.service`)
+	out := r.mustSh(t, "reconfigure with both enabled", "dpkg -i /pkgs/v2.deb 2>&1")
 	if !strings.Contains(out, "chartsync.timer and chartsync.service are both enabled") {
-		t.Errorf("postinst does not warn with both modes enabled:\n%s", out)
+		dbg, _ := r.sh(`ls -l /etc/systemd/system/*.wants/ 2>&1 || true`)
+		t.Errorf("postinst does not warn with both modes enabled:\n%s\nlinks after dpkg -i:\n%s", out, dbg)
 	}
-	out = r.mustSh(t, "one mode enabled and reconfigure", `
-		DPKG_MAINTSCRIPT_PACKAGE=chartsync deb-systemd-helper disable chartsync.service
+	out = r.mustSh(t, "reconfigure with one mode enabled", `
+		systemctl disable chartsync.service 2>&1
 		dpkg -i /pkgs/v2.deb 2>&1
-		DPKG_MAINTSCRIPT_PACKAGE=chartsync deb-systemd-helper disable chartsync.timer`)
+		systemctl disable chartsync.timer 2>&1`)
 	if strings.Contains(out, "both enabled") {
 		t.Errorf("postinst warns with one mode enabled:\n%s", out)
 	}
