@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,5 +82,27 @@ func TestJSONIndexReadByHelm(t *testing.T) {
 		if f == "yaml" && !bytes.Contains(b, []byte(`"on"`)) {
 			t.Errorf("chart name on not quoted for YAML 1.1 readers:\n%s", b)
 		}
+	}
+
+	// plan --output json: the whole result, one JSON document.
+	var plan struct {
+		OK     bool `json:"ok"`
+		Charts []struct {
+			Name, Version, Outcome string
+		} `json:"charts"`
+		Repositories []struct {
+			Name    string `json:"name"`
+			Entries int    `json:"entries"`
+		} `json:"repositories"`
+	}
+	stdout, err := exec.Command(binary, "plan", "--output", "json", "--config", s.config).Output()
+	if err != nil {
+		t.Fatalf("plan --output json: %v", err)
+	}
+	if err := json.Unmarshal(stdout, &plan); err != nil {
+		t.Fatalf("plan --output json: %v\n%s", err, stdout)
+	}
+	if !plan.OK || len(plan.Charts) != 2 || len(plan.Repositories) != 1 || plan.Repositories[0].Entries != 3 {
+		t.Errorf("plan --output json: %+v", plan)
 	}
 }
