@@ -180,10 +180,13 @@ func parseJSONIndex(b []byte) (*Index, error) {
 		if err := dec.Decode(&val); err != nil {
 			return nil, err
 		}
-		idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
 		if key != "entries" {
+			idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
 			continue
 		}
+		// Only its place is kept: Marshal writes the entries from
+		// jsonEntry, and the whole text would be held twice.
+		idx.jsonTop = append(idx.jsonTop, jsonMember{key: key})
 		var raw map[string][]json.RawMessage
 		if err := json.Unmarshal(val, &raw); err != nil {
 			return nil, fmt.Errorf("entries: %w", err)
