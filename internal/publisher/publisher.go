@@ -842,6 +842,12 @@ func (p *Publisher) withCreated(ctx context.Context, listed []store.Object) []st
 	}
 	out := slices.Clone(listed)
 	for _, key := range p.created {
+		if _, ok := byKey[key]; ok {
+			// Listed already: a Create on it found it there (the store
+			// is append-only) or, on a store without atomic create, this
+			// call read back what it wrote, and uses those bytes.
+			continue
+		}
 		r, obj, err := p.store.Open(ctx, key)
 		if errors.Is(err, store.ErrNotExist) {
 			continue // its Create failed
@@ -850,10 +856,6 @@ func (p *Publisher) withCreated(ctx context.Context, listed []store.Object) []st
 			return nil
 		}
 		r.Close()
-		if i, ok := byKey[key]; ok {
-			out[i] = obj
-			continue
-		}
 		byKey[key] = len(out)
 		out = append(out, obj)
 	}
