@@ -29,13 +29,17 @@ vet: $(TOOLS)/staticcheck
 test: tools vet
 	$(GO) test -count=1 -timeout 40m ./...
 
+# bench runs the benchmarks on the generated repository and prints the
+# side-by-side table of docs/benchmarks.md after their output.
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./internal/bench/
+	@mkdir -p bin
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./internal/bench/ > bin/bench.out 2>&1; \
+	status=$$?; ./scripts/bench-table.sh < bin/bench.out; exit $$status
 
 # Only the large-index benchmarks (issue 12); CHARTSYNC_BENCH_SIZES chooses
 # the index sizes (default 20000,100000). Needs GNU time (/usr/bin/time).
 bench-index: tools
-	$(GO) test -run '^$$' -bench LargeIndex -benchtime 3x -timeout 60m ./internal/bench/
+	$(GO) test -run '^$$' -bench '^BenchmarkLargeIndex$$' -benchtime 3x -timeout 60m ./internal/bench/
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2

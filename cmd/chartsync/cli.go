@@ -139,6 +139,7 @@ func newRootCmd(o *options) *cobra.Command {
 			},
 		},
 	)
+	root.AddCommand(newCheckCmd(o))
 	return root
 }
 

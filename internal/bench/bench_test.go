@@ -13,16 +13,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/chartsync/chartsync/internal/config"
+	"github.com/chartsync/chartsync/internal/metrics"
 	"github.com/chartsync/chartsync/internal/syncer"
 	"github.com/chartsync/chartsync/internal/testenv"
 )
 
-// site is one chartsync installation: a state dir and a local store.
+// site is one chartsync installation: a state dir and a store (local
+// unless newStoreSite made it).
 type site struct {
-	cfg   *config.Config
-	state string
-	store string
+	cfg     *config.Config
+	toml    string // the configuration file's text
+	state   string
+	store   string // the local store's directory
+	backend string // the store's type: "local", "s3" or "swift"
 }
 
 // newSite returns a configuration publishing u's charts/* to a new local
@@ -31,11 +38,20 @@ type site struct {
 func newSite(tb testing.TB, u *upstream, state string) *site {
 	tb.Helper()
 	dir := tb.TempDir()
+	s := &site{store: filepath.Join(dir, "store")}
+	return s.configure(tb, u, state, fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", s.store))
+}
+
+// configure sets s's configuration: u's charts/* published to the store
+// the [store.main] table storeTOML describes, state in state (a new temp
+// dir if "").
+func (s *site) configure(tb testing.TB, u *upstream, state, storeTOML string) *site {
+	tb.Helper()
 	if state == "" {
-		state = filepath.Join(dir, "state")
+		state = filepath.Join(tb.TempDir(), "state")
 	}
-	s := &site{state: state, store: filepath.Join(dir, "store")}
-	cfg, err := config.Parse(fmt.Appendf(nil, `state_dir = %q
+	s.state = state
+	s.toml = fmt.Sprintf(`state_dir = %q
 [git]
 url = %q
 branch = "main"
@@ -43,25 +59,26 @@ branch = "main"
 name = "bench"
 charts = ["charts/*"]
 store = "main"
-[store.main]
-type = "local"
-path = %q
-`, s.state, u.dir, s.store))
+%s`, s.state, u.dir, storeTOML)
+	cfg, err := config.Parse([]byte(s.toml))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s.cfg = cfg
+	s.backend = cfg.Stores["main"].Type
 	return s
 }
 
 // run runs one cycle as `chartsync run --once` does (less the process
 // start and the state dir lock): a new Syncer, then Run. It fails tb
 // unless the cycle succeeded with published charts Published and the rest
-// of the numCharts Skipped.
-func (s *site) run(tb testing.TB, published int) {
+// of the numCharts Skipped, and returns the number of store requests the
+// cycle made.
+func (s *site) run(tb testing.TB, published int) int {
 	tb.Helper()
 	ctx := context.Background()
-	sy, err := syncer.New(ctx, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	m := metrics.New(prometheus.NewRegistry(), "bench", "bench")
+	sy, err := syncer.New(ctx, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -76,6 +93,16 @@ func (s *site) run(tb testing.TB, published int) {
 	if count[syncer.Published] != published || count[syncer.Skipped] != numCharts-published {
 		tb.Fatalf("cycle outcomes %v, want %d published and %d skipped", count, published, numCharts-published)
 	}
+	return storeRequests(m, s.backend)
+}
+
+// storeRequests sums the store operations m counted for backend.
+func storeRequests(m *metrics.Metrics, backend string) int {
+	n := 0
+	for _, op := range []string{metrics.OpGet, metrics.OpOpen, metrics.OpCreate, metrics.OpReplace, metrics.OpList} {
+		n += int(testutil.ToFloat64(m.StoreOperations.WithLabelValues(backend, op)))
+	}
+	return n
 }
 
 // snapshot maps every file below dir to its size and modification time.
@@ -158,8 +185,9 @@ func BenchmarkColdPublishExistingClone(b *testing.B) {
 }
 
 // BenchmarkNoopCycle: one cycle with nothing new upstream on a store that
-// already holds every chart: git fetch, discover, read the index and the
-// store's listing, and write nothing.
+// already holds every chart: git fetch, read the index and the store's
+// listing, replay the last cycle's decisions, and write nothing.
+// store-requests/op counts the store requests.
 func BenchmarkNoopCycle(b *testing.B) {
 	u := newUpstream(b)
 	s := newSite(b, u, "")
@@ -169,12 +197,12 @@ func BenchmarkNoopCycle(b *testing.B) {
 	if _, ok := before[index]; !ok {
 		b.Fatalf("no %s after the first cycle", index)
 	}
-	written, n := 0, 0
+	written, n, requests := 0, 0, 0
 	for b.Loop() {
 		b.StopTimer()
 		time.Sleep(10 * time.Millisecond) // so a rewrite would show in the mtime
 		b.StartTimer()
-		s.run(b, 0)
+		requests += s.run(b, 0)
 		b.StopTimer()
 		after := snapshot(b, s.store)
 		if after[index] != before[index] || len(after) != len(before) {
@@ -189,6 +217,29 @@ func BenchmarkNoopCycle(b *testing.B) {
 		b.Fatalf("a no-op cycle changed %d files in the store", written)
 	}
 	b.ReportMetric(float64(written)/float64(n), "files-written/op")
+	b.ReportMetric(float64(requests)/float64(n), "store-requests/op")
+}
+
+// BenchmarkNoopCycleUndecided is BenchmarkNoopCycle without the last
+// cycle's decisions (state_dir/decisions.json removed before each cycle):
+// what a cycle with nothing new costs when it discovers every chart and
+// checks every published version against the index (from the build cache:
+// nothing is packaged), and reads every tree object for Problems.
+func BenchmarkNoopCycleUndecided(b *testing.B) {
+	u := newUpstream(b)
+	s := newSite(b, u, "")
+	s.run(b, numCharts)
+	requests, n := 0, 0
+	for b.Loop() {
+		b.StopTimer()
+		if err := os.Remove(filepath.Join(s.state, "decisions.json")); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		requests += s.run(b, 0)
+		n++
+	}
+	b.ReportMetric(float64(requests)/float64(n), "store-requests/op")
 }
 
 // helmCLI runs the helm binary with its homes in a temp dir, so the

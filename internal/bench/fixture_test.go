@@ -10,6 +10,7 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,11 @@ const numCharts = 100
 // subchartEvery says how often a chart vendors a subchart under charts/.
 const subchartEvery = 4
 
+// numCommits is the length of the generated history (issue 10: at least
+// 10,000 commits): the first adds the charts, each later one bumps one
+// chart's version, in turn.
+const numCommits = 10000
+
 // upstream is a generated git repository of charts.
 type upstream struct {
 	dir    string   // the working tree, also the clone URL
@@ -44,7 +50,10 @@ type upstream struct {
 // ConfigMap and a files/ entry that differ per chart. Every
 // subchartEvery-th chart also vendors a `helm create` subchart under
 // charts/ and declares it as a dependency, as charts with a vendored
-// database do.
+// database do. Every chart has a symlink, templates/_common.tpl, to a
+// template shared by all (common/_common.tpl, outside charts/). Then
+// numCommits-1 commits (git fast-import) bump one chart's version each,
+// and the working tree is reset to the last one.
 func newUpstream(tb testing.TB) *upstream {
 	tb.Helper()
 	u := &upstream{dir: tb.TempDir()}
@@ -52,6 +61,8 @@ func newUpstream(tb testing.TB) *upstream {
 	if err := os.MkdirAll(chartsDir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
+	writeFile(tb, filepath.Join(u.dir, "common", "_common.tpl"), "{{- define \"common.note\" }}shared{{ end }}\n")
+	chartYAMLs := make([]string, numCharts)
 	for i := range numCharts {
 		name := fmt.Sprintf("svc-%03d", i)
 		dir, err := chartutil.Create(name, chartsDir)
@@ -67,6 +78,10 @@ func newUpstream(tb testing.TB) *upstream {
 			chartYAML += "dependencies:\n- name: postgresql\n  version: 0.1.0\n  repository: https://charts.example.org\n"
 		}
 		writeFile(tb, filepath.Join(dir, "Chart.yaml"), chartYAML)
+		chartYAMLs[i] = chartYAML
+		if err := os.Symlink("../../../common/_common.tpl", filepath.Join(dir, "templates", "_common.tpl")); err != nil {
+			tb.Fatal(err)
+		}
 		writeFile(tb, filepath.Join(dir, "files", "app.conf"), fmt.Sprintf("# %s\nlisten = 0.0.0.0:%d\nworkers = %d\n", name, 8000+i, 1+i%8))
 		writeFile(tb, filepath.Join(dir, "templates", "configmap.yaml"), `apiVersion: v1
 kind: ConfigMap
@@ -83,7 +98,36 @@ data:
 	u.git(tb, "init", "-q", "-b", "main")
 	u.git(tb, "add", "-A")
 	u.git(tb, "commit", "-q", "-m", fmt.Sprintf("%d charts", numCharts))
+	u.history(tb, chartYAMLs)
 	return u
+}
+
+// history appends numCommits-1 commits to main with git fast-import, the
+// n-th setting chart i = n%numCharts's version to 1.<i/10>.<i%10>-<n> (a
+// version distinct per commit), then resets the working tree to the new
+// head and packs the repository, as a long-lived repository is.
+func (u *upstream) history(tb testing.TB, chartYAMLs []string) {
+	tb.Helper()
+	var in bytes.Buffer
+	for n := 2; n <= numCommits; n++ {
+		i := n % numCharts
+		y := strings.Replace(chartYAMLs[i], fmt.Sprintf("\nversion: 1.%d.%d\n", i/10, i%10),
+			fmt.Sprintf("\nversion: 1.%d.%d-%d\n", i/10, i%10, n), 1)
+		msg := fmt.Sprintf("bump svc-%03d", i)
+		fmt.Fprintf(&in, "commit refs/heads/main\ncommitter bench <bench@example.org> %d +0000\ndata %d\n%s\n",
+			1700000000+n*60, len(msg), msg)
+		if n == 2 {
+			in.WriteString("from refs/heads/main^0\n")
+		}
+		fmt.Fprintf(&in, "M 100644 inline charts/svc-%03d/Chart.yaml\ndata %d\n%s\n", i, len(y), y)
+	}
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir, cmd.Stdin = u.dir, &in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("git fast-import: %v\n%s", err, out)
+	}
+	u.git(tb, "reset", "-q", "--hard", "main")
+	u.git(tb, "repack", "-q", "-a", "-d")
 }
 
 // git runs the git CLI in the working tree with a fixed identity.
@@ -150,6 +194,14 @@ func TestUpstream(t *testing.T) {
 		if want := len(c.Metadata.Dependencies); len(pkg.Metadata.Dependencies) != want {
 			t.Errorf("%s: %d dependencies, want %d", c.Dir, len(pkg.Metadata.Dependencies), want)
 		}
+	}
+	cmd := exec.Command("git", "rev-list", "--count", "main")
+	cmd.Dir = u.dir
+	if out, err := cmd.Output(); err != nil || strings.TrimSpace(string(out)) != fmt.Sprint(numCommits) {
+		t.Errorf("git rev-list --count main = %q, %v; want %d commits", out, err, numCommits)
+	}
+	if target, err := os.Readlink(filepath.Join(u.dir, charts[0].Dir, "templates", "_common.tpl")); err != nil || target != "../../../common/_common.tpl" {
+		t.Errorf("symlink templates/_common.tpl = %q, %v", target, err)
 	}
 	if len(charts[0].Metadata.Dependencies) != 1 || len(charts[1].Metadata.Dependencies) != 0 {
 		t.Errorf("charts 0 and 1 have %d and %d dependencies, want 1 and 0",

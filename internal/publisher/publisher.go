@@ -233,6 +233,10 @@ type Report struct {
 	Entries int
 	// Wrote is true when index.yaml was written.
 	Wrote bool
+	// Version is the store version of index.yaml afterwards: the one this
+	// call wrote, or the one it read when it wrote nothing ("" if there is
+	// no index). Set only when PublishOn returns no error.
+	Version string
 }
 
 // Publish reads the index and calls PublishOn.
@@ -503,6 +507,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			changed = true // switch the stored index to the configured format
 		}
 		if !changed {
+			next.Version = ver
 			*c.rep = *next
 			p.save()
 			return nil
@@ -522,7 +527,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 		if err == nil {
 			p.cacheWritten(idx, newVer)
 			p.cfg.Memory.saw(idx)
-			next.Wrote = true
+			next.Wrote, next.Version = true, newVer
 			*c.rep = *next
 			p.save()
 			return nil

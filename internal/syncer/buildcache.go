@@ -7,18 +7,19 @@ import (
 	"path/filepath"
 )
 
-// buildCache remembers the digest of each chart directory's build at one
-// commit, so that checking the already published versions against the
-// index (issue 8: a build that differs from the published package fails)
-// costs nothing while the commit does not change. A build depends only on
-// the commit's tree, so (commit, directory) is a sound key; a new commit
-// builds every published version in git once. A lost file costs one
-// round of builds.
+// buildCache remembers the digest of chart builds by what they were built
+// from, so that checking the already published versions against the index
+// (issue 8: a build that differs from the published package fails) costs
+// nothing while a chart's content does not change, whatever else a commit
+// changes. The key is the chart's content key (contentKey) when the tree
+// can name content, else the commit and the directory. A save keeps only
+// the entries used since the last save: the charts of the latest cycle. A
+// lost or unreadable file costs one round of builds.
 type buildCache struct {
-	file    string
-	Commit  string                `json:"commit"`
-	Digests map[string]builtEntry `json:"digests"` // by chart directory
-	dirty   bool
+	file   string
+	Builds map[string]builtEntry `json:"builds"` // by buildKey
+	used   map[string]bool
+	dirty  bool
 }
 
 type builtEntry struct {
@@ -27,38 +28,53 @@ type builtEntry struct {
 	Digest  string `json:"digest"`
 }
 
+// buildKey is the cache key of a build of dir at commit whose content key
+// is content ("" if unknown).
+func buildKey(commit, dir, content string) string {
+	if content != "" {
+		return "content " + content
+	}
+	return "commit " + commit + " " + dir
+}
+
 func loadBuildCache(file string) *buildCache {
-	c := &buildCache{file: file}
+	c := &buildCache{file: file, used: map[string]bool{}}
 	if b, err := os.ReadFile(file); err == nil {
 		_ = json.Unmarshal(b, c)
 	}
-	if c.Digests == nil {
-		c.Digests = map[string]builtEntry{}
+	if c.Builds == nil {
+		c.Builds = map[string]builtEntry{}
 	}
 	return c
 }
 
-// lookup returns the digest of dir's build at commit for name and version.
-func (c *buildCache) lookup(commit, dir, name, version string) (string, bool) {
-	e, ok := c.Digests[dir]
-	if !ok || c.Commit != commit || e.Name != name || e.Version != version {
+// lookup returns the digest of the build under key of name and version.
+func (c *buildCache) lookup(key, name, version string) (string, bool) {
+	e, ok := c.Builds[key]
+	if !ok || e.Name != name || e.Version != version {
 		return "", false
+	}
+	if !c.used[key] {
+		c.used[key], c.dirty = true, true
 	}
 	return e.Digest, true
 }
 
-// put records a build at commit; a new commit drops the entries of the old.
-func (c *buildCache) put(commit, dir string, e builtEntry) {
-	if c.Commit != commit {
-		c.Commit, c.Digests = commit, map[string]builtEntry{}
-	}
-	c.Digests[dir] = e
-	c.dirty = true
+// put records a build under key.
+func (c *buildCache) put(key string, e builtEntry) {
+	c.Builds[key] = e
+	c.used[key], c.dirty = true, true
 }
 
+// save writes the entries used since the last save, and drops the others.
 func (c *buildCache) save() error {
 	if !c.dirty {
 		return nil
+	}
+	for k := range c.Builds {
+		if !c.used[k] {
+			delete(c.Builds, k)
+		}
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -74,6 +90,6 @@ func (c *buildCache) save() error {
 	if err := os.Rename(tmp, c.file); err != nil {
 		return fmt.Errorf("save build cache: %w", err)
 	}
-	c.dirty = false
+	c.used, c.dirty = map[string]bool{}, false
 	return nil
 }

@@ -14,9 +14,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/chartsync/chartsync/internal/config"
 	"github.com/chartsync/chartsync/internal/gitsrc"
@@ -123,6 +125,15 @@ type Syncer struct {
 	builds  map[string]*buildCache       // by repository
 	signers map[string]*packager.Signer  // by repository; absent: unsigned
 	linter  *packager.Linter             // lints in a bounded child process; verdicts cached in the state dir
+	decided *decisions                   // the last good cycle's decisions, for no-op cycles
+	work    work
+}
+
+// work counts what cycles did, for tests: a no-op cycle discovers and
+// builds nothing.
+type work struct {
+	discovered atomic.Int64 // packager.Discover calls
+	built      atomic.Int64 // packager.Build calls
 }
 
 // Check makes every check New makes, creating nothing and contacting
@@ -173,7 +184,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 	}
 	s := &Syncer{cfg: cfg, stores: map[string]store.Store{}, auth: auth, log: log, metrics: m,
 		digests: map[string]*publisher.DigestCache{}, memory: map[string]*publisher.Memory{},
-		builds: map[string]*buildCache{}, signers: signers}
+		builds: map[string]*buildCache{}, signers: signers,
+		decided: loadDecisions(filepath.Join(cfg.StateDir, "decisions.json"))}
 	if s.linter, err = packager.NewLinter(filepath.Join(cfg.StateDir, "lint")); err != nil {
 		return nil, err
 	}
@@ -225,6 +237,9 @@ func (s *Syncer) cycle(ctx context.Context, publish bool) *Result {
 		// did not finish its job.
 		res.Err = fmt.Errorf("cycle: %w", context.Cause(ctx))
 	}
+	if err := s.decided.save(); err != nil {
+		s.log.Warn("decisions not saved: the next cycle decides again", "err", err)
+	}
 	if publish {
 		s.record(start, res)
 	}
@@ -256,14 +271,19 @@ func (s *Syncer) fetch(ctx context.Context) (*gitsrc.Tree, error) {
 		return nil, fmt.Errorf("git: %w", err)
 	}
 	s.log.Info("git checkout", "repo", s.cfg.Git.URL, "commit", tree.Commit)
-	for _, p := range tree.Problems() {
-		s.log.Warn("git tree entry left out", "commit", tree.Commit, "err", p)
+	if tree.Commit != s.decided.Commit {
+		// Problems reads every tree object: once per commit is enough.
+		for _, p := range tree.Problems() {
+			s.log.Warn("git tree entry left out", "commit", tree.Commit, "err", p)
+		}
+		s.decided.seen(tree.Commit)
 	}
 	return tree, nil
 }
 
-// repository processes one [[repository]]: discover, decide, package,
-// publish.
+// repository processes one [[repository]]: read the index, then either
+// replay the last good cycle's decisions (nothing new: see noop) or
+// discover, decide and package; then publish and reconcile.
 func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository, publish bool, res *Result) {
 	rr := RepoResult{Name: r.Name}
 	defer func() { res.Repos = append(res.Repos, rr) }()
@@ -272,10 +292,6 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		res.Charts = append(res.Charts, c)
 	}
 
-	charts, errs := packager.Discover(ctx, fsys, r.Charts)
-	for _, e := range errs {
-		add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
-	}
 	st := s.stores[r.Store]
 	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
 	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL,
@@ -283,10 +299,39 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
 	idx, ver, err := pub.Index(ctx)
 	if err != nil {
+		// The charts that cannot be read are reported all the same.
+		_, errs := packager.Discover(ctx, fsys, r.Charts)
+		for _, e := range errs {
+			add(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
+		}
 		rr.Err = storeErr(err)
+		if publish {
+			s.decided.set(r.Name, nil)
+		}
 		return
 	}
 	rr.Entries = publisher.Entries(idx)
+	fp := fingerprint(s.cfg, r)
+	if dec := s.decided.lookup(r.Name, fp, res.Commit, ver); publish && dec != nil {
+		s.noop(ctx, fsys, r, dec, pub, idx, ver, &rr, add)
+		if rr.Err != nil {
+			rr.Err = storeErr(rr.Err)
+		}
+		return
+	}
+
+	// What this cycle decides, for the next cycles to replay (see noop).
+	dec := &decision{Config: fp, Commit: res.Commit}
+	fail := func(cr ChartResult) {
+		add(cr)
+		dec.Charts = append(dec.Charts, decided{Dir: cr.Dir, Name: cr.Name, Version: cr.Version, Reason: cr.Reason, Err: cr.Err.Error()})
+	}
+
+	s.work.discovered.Add(1)
+	charts, errs := packager.Discover(ctx, fsys, r.Charts)
+	for _, e := range errs {
+		fail(ChartResult{Dir: e.Dir, Name: e.Name, Version: e.Version, Outcome: Failed, Reason: string(e.Reason), Err: e})
+	}
 
 	// Decide: group directories by (name, version), and (name, version)
 	// pairs by package file name.
@@ -316,7 +361,7 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 			for i, c := range cs {
 				where[i] = c.Dir
 			}
-			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
+			fail(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
 				Err: fmt.Errorf("chart %q %s (%s): conflict: %d directories claim this name and version: %s",
 					k.name, k.version, c.Dir, len(cs), strings.Join(where, ", "))})
 		case len(files[file]) > 1:
@@ -328,7 +373,7 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 				}
 			}
 			slices.Sort(others)
-			add(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
+			fail(ChartResult{Dir: c.Dir, Name: k.name, Version: k.version, Outcome: Failed, Reason: metrics.ReasonConflict,
 				Err: fmt.Errorf("chart %q %s (%s): conflict: its package file name %s is also that of %s",
 					k.name, k.version, c.Dir, file, strings.Join(others, ", "))})
 		case publisher.Lookup(idx, k.name, k.version) != nil:
@@ -337,6 +382,7 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 			todo = append(todo, c)
 		}
 	}
+	dec.GitCharts, dec.GitVersions, dec.Conflicts = rr.GitCharts, rr.GitVersions, rr.Conflicts
 
 	built := s.build(ctx, fsys, todo, r, false)
 	var pkgs []publisher.Package
@@ -349,22 +395,28 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 			if errors.As(err, &pe) {
 				cr.Reason = string(pe.Reason)
 			}
-			add(cr)
+			fail(cr)
 			continue
 		}
 		cr.Warnings = built[i].pkg.Warnings
 		pkg := built[i].pkg
 		// Once published, this version is checked against the index every
-		// cycle: its digest at this commit is known now.
-		s.builds[r.Name].put(res.Commit, c.Dir, builtEntry{Name: pkg.Metadata.Name, Version: pkg.Metadata.Version, Digest: pkg.Digest})
+		// cycle: its digest for this content is known now.
+		s.builds[r.Name].put(buildKey(res.Commit, c.Dir, contentKey(fsys, c.Dir)),
+			builtEntry{Name: pkg.Metadata.Name, Version: pkg.Metadata.Version, Digest: pkg.Digest})
 		pkgs = append(pkgs, publisher.Package{Metadata: pkg.Metadata, Data: pkg.Data, Digest: pkg.Digest, Provenance: pkg.Provenance})
 		pending = append(pending, cr)
+		dec.Charts = append(dec.Charts, decided{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: pkg.Digest})
 	}
 	var indexed []ChartResult
 	for _, c := range check {
 		indexed = append(indexed, ChartResult{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Outcome: Skipped})
 	}
-	pkgs = append(pkgs, s.published(ctx, fsys, check, r, res.Commit)...)
+	checked, sums := s.published(ctx, fsys, check, r, res.Commit)
+	pkgs = append(pkgs, checked...)
+	for _, c := range check {
+		dec.Charts = append(dec.Charts, decided{Dir: c.Dir, Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: sums[c.Dir]})
+	}
 	if !publish {
 		for _, cr := range append(pending, indexed...) {
 			add(cr)
@@ -372,10 +424,77 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		return
 	}
 
-	rep, err := pub.PublishOn(ctx, idx, ver, pkgs)
+	rep, err := s.publishOn(ctx, pub, idx, ver, pkgs, indexed, pending, r, &rr, add)
 	if err != nil {
 		rr.Err = storeErr(err)
 	}
+	if err := s.builds[r.Name].save(); err != nil {
+		s.log.Warn("save build cache", "repository", r.Name, "err", err)
+	}
+	// A good cycle: the repository was processed, every new version was
+	// published and every published one was built to compare. Anything
+	// else is decided again by the next cycle.
+	good := rr.Err == nil && ctx.Err() == nil && rep.Version != "" && len(sums) == len(check)
+	for _, cr := range pending {
+		f := publisher.Filename(cr.Name, cr.Version)
+		good = good && rep.Failed[f] == nil && (slices.Contains(rep.Published, f) || slices.Contains(rep.Adopted, f))
+	}
+	if !good {
+		s.decided.set(r.Name, nil)
+		return
+	}
+	dec.Index = rep.Version
+	s.decided.set(r.Name, dec)
+}
+
+// noop replays dec, the decisions of the last good cycle at the same commit
+// on the same index version: nothing in git or in the index changed since,
+// so nothing is discovered or packaged. Charts that failed fail again with
+// the same reason; indexed versions are compared with the index by their
+// remembered digests (built again only if the publisher needs the bytes),
+// and the store's listing is reconciled with the index as in every cycle.
+// It costs the index read already made, one listing, and reads of stored
+// packages only where the listing shows a change.
+func (s *Syncer) noop(ctx context.Context, fsys fs.FS, r config.Repository, dec *decision, pub *publisher.Publisher,
+	idx *publisher.Index, ver string, rr *RepoResult, add func(ChartResult)) {
+	rr.GitCharts, rr.GitVersions, rr.Conflicts = dec.GitCharts, dec.GitVersions, dec.Conflicts
+	var pkgs []publisher.Package
+	var indexed []ChartResult
+	for _, d := range dec.Charts {
+		if d.Reason != "" {
+			add(ChartResult{Dir: d.Dir, Name: d.Name, Version: d.Version, Outcome: Failed, Reason: d.Reason, Err: errors.New(d.Err)})
+			continue
+		}
+		indexed = append(indexed, ChartResult{Dir: d.Dir, Name: d.Name, Version: d.Version, Outcome: Skipped})
+		c := packager.Chart{Dir: d.Dir, Metadata: &chart.Metadata{Name: d.Name, Version: d.Version}}
+		load := func(ctx context.Context) ([]byte, error) {
+			b := s.build(ctx, fsys, []packager.Chart{c}, r, true)[0]
+			if b.err != nil {
+				return nil, b.err
+			}
+			return b.pkg.Data, nil
+		}
+		pkgs = append(pkgs, publisher.Package{Metadata: c.Metadata, Digest: d.Digest, Load: load})
+	}
+	rep, err := s.publishOn(ctx, pub, idx, ver, pkgs, indexed, nil, r, rr, add)
+	if err != nil || ctx.Err() != nil || rep.Version == "" {
+		rr.Err = err
+		s.decided.set(r.Name, nil)
+		return
+	}
+	if rep.Version != dec.Index {
+		// The reconcile wrote the index: the decisions hold on the new one.
+		next := *dec
+		next.Index = rep.Version
+		s.decided.set(r.Name, &next)
+	}
+}
+
+// publishOn publishes pkgs on idx at version ver and reports the outcome
+// of the indexed and pending charts and the repository's state in rr.
+func (s *Syncer) publishOn(ctx context.Context, pub *publisher.Publisher, idx *publisher.Index, ver string, pkgs []publisher.Package,
+	indexed, pending []ChartResult, r config.Repository, rr *RepoResult, add func(ChartResult)) (*publisher.Report, error) {
+	rep, err := pub.PublishOn(ctx, idx, ver, pkgs)
 	rr.Entries = rep.Entries
 	rr.Repaired, rr.Adopted, rr.Restored = rep.Repaired, rep.Adopted, rep.Restored
 	rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
@@ -406,9 +525,7 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		}
 		add(cr)
 	}
-	if err := s.builds[r.Name].save(); err != nil {
-		s.log.Warn("save build cache", "repository", r.Name, "err", err)
-	}
+	return rep, err
 }
 
 // failReason classifies a publisher's per-chart error.
@@ -423,20 +540,25 @@ func failReason(err error) string {
 }
 
 // published returns this site's builds of chart versions that are already
-// indexed, for the publisher to compare with the index: the digest from the
-// build cache when the commit has not changed (with a way to build the
-// bytes should the publisher need them), else built now, in parallel. A
-// chart that no longer builds is logged and left out: it is published
-// already, and there is nothing to compare.
-func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, commit string) []publisher.Package {
+// indexed, for the publisher to compare with the index, and their digests
+// by directory: the digest from the build cache when the chart's content
+// was built before (with a way to build the bytes should the publisher
+// need them), else built now, in parallel. A chart that no longer builds
+// is logged and left out: it is published already, and there is nothing to
+// compare.
+func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Chart, r config.Repository, commit string) ([]publisher.Package, map[string]string) {
 	cache := s.builds[r.Name]
 	var out []publisher.Package
+	sums := map[string]string{}
 	var fresh []packager.Chart
+	var freshKeys []string
 	for _, c := range charts {
 		md := c.Metadata
-		sum, ok := cache.lookup(commit, c.Dir, md.Name, md.Version)
+		key := buildKey(commit, c.Dir, contentKey(fsys, c.Dir))
+		sum, ok := cache.lookup(key, md.Name, md.Version)
 		if !ok {
 			fresh = append(fresh, c)
+			freshKeys = append(freshKeys, key)
 			continue
 		}
 		load := func(ctx context.Context) ([]byte, error) {
@@ -446,6 +568,7 @@ func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Ch
 			}
 			return b.pkg.Data, nil
 		}
+		sums[c.Dir] = sum
 		out = append(out, publisher.Package{Metadata: md, Digest: sum, Load: load})
 	}
 	for i, b := range s.build(ctx, fsys, fresh, r, true) {
@@ -457,10 +580,11 @@ func (s *Syncer) published(ctx context.Context, fsys fs.FS, charts []packager.Ch
 			}
 			continue
 		}
-		cache.put(commit, c.Dir, builtEntry{Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: b.pkg.Digest})
+		cache.put(freshKeys[i], builtEntry{Name: c.Metadata.Name, Version: c.Metadata.Version, Digest: b.pkg.Digest})
+		sums[c.Dir] = b.pkg.Digest
 		out = append(out, publisher.Package{Metadata: b.pkg.Metadata, Data: b.pkg.Data, Digest: b.pkg.Digest})
 	}
-	return out
+	return out, sums
 }
 
 // build packages charts in parallel, one worker per core. out[i] is the
@@ -481,6 +605,7 @@ func (s *Syncer) build(ctx context.Context, fsys fs.FS, charts []packager.Chart,
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range charts {
 		g.Go(func() error {
+			s.work.built.Add(1)
 			out[i].pkg, out[i].err = packager.Build(ctx, fsys, c, opts)
 			return nil
 		})
