@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TOOLS   := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 
-.PHONY: all build test tools vet bench install deb clean
+.PHONY: all build test tools vet bench bench-index install deb clean
 
 all: build
 
@@ -35,6 +35,11 @@ bench: tools
 	@mkdir -p bin
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./internal/bench/ > bin/bench.out 2>&1; \
 	status=$$?; ./scripts/bench-table.sh < bin/bench.out; exit $$status
+
+# Only the large-index benchmarks (issue 12); CHARTSYNC_BENCH_SIZES chooses
+# the index sizes (default 20000,100000). Needs GNU time (/usr/bin/time).
+bench-index: tools
+	$(GO) test -run '^$$' -bench '^BenchmarkLargeIndex$$' -benchtime 3x -timeout 60m ./internal/bench/
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2

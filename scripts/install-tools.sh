@@ -8,7 +8,7 @@ GOBIN="$(pwd)/.tools/bin"
 export GOBIN
 
 debs="swift swift-proxy swift-account swift-container swift-object python3-swiftclient
-memcached prometheus debhelper dh-golang dpkg-dev fakeroot systemd lintian"
+memcached prometheus debhelper dh-golang dpkg-dev fakeroot systemd lintian time"
 missing=""
 for p in $debs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,13 +111,15 @@ func newRootCmd(o *options) *cobra.Command {
 	}
 	serveCmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8879", "address to listen on")
 	root.AddCommand(verifyCmd(o))
-	root.AddCommand(runCmd, serveCmd,
-		&cobra.Command{
-			Use:   "plan",
-			Short: "Show what would be published and what would fail, publishing nothing",
-			Args:  cobra.NoArgs,
-			RunE:  func(cmd *cobra.Command, _ []string) error { return o.plan(cmd.Context()) },
-		},
+	var output string
+	planCmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what would be published and what would fail, publishing nothing",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.plan(cmd.Context(), output) },
+	}
+	planCmd.Flags().StringVar(&output, "output", "text", "output format: text (a summary) or json (the whole result, every list in full)")
+	root.AddCommand(runCmd, serveCmd, planCmd,
 		&cobra.Command{
 			Use:   "check-config",
 			Short: "Validate the configuration file and exit",
@@ -252,7 +255,10 @@ func (o *options) run(ctx context.Context) error {
 	return nil
 }
 
-func (o *options) plan(ctx context.Context) error {
+func (o *options) plan(ctx context.Context, output string) error {
+	if output != "text" && output != "json" {
+		return &exitError{exitUsage, fmt.Errorf("--output %q: must be text or json", output)}
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ld, _, s, err := o.open(ctx, nil)
@@ -265,15 +271,28 @@ func (o *options) plan(ctx context.Context) error {
 	}
 	defer unlock()
 	res := s.Plan(ctx)
-	o.summary(res, true)
+	if output == "json" {
+		if err := writeJSON(redactWriter{o.stdout}, res); err != nil {
+			return &exitError{exitFailed, err}
+		}
+	} else {
+		o.summary(res, true)
+	}
 	if !res.OK() {
 		return &exitError{exitFailed, errors.New("")}
 	}
 	return nil
 }
 
+// maxSummaryLines bounds the per-chart lines of a summary; the rest are
+// counted (plan --output json lists them all).
+const maxSummaryLines = 50
+
 // summary prints what a cycle did (or, for a plan, would do): one line per
 // chart that is not merely already published, then the failures with why.
+// Its size is bounded whatever the repository's: at most maxSummaryLines
+// chart lines and failures each, and lists of index entries as counts
+// with a handful of names (see syncer.Brief).
 func (o *options) summary(res *syncer.Result, plan bool) {
 	out := redactWriter{o.stdout}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -281,9 +300,13 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 		fmt.Fprintf(w, "commit %s (%s)\n", res.Commit, res.CommitTime.UTC().Format(time.RFC3339))
 	}
 	count := map[syncer.Outcome]int{}
+	lines := 0
 	for _, c := range res.Charts {
 		count[c.Outcome]++
 		if c.Outcome == syncer.Skipped {
+			continue
+		}
+		if lines++; lines > maxSummaryLines {
 			continue
 		}
 		action := string(c.Outcome)
@@ -293,31 +316,30 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.Repository, action, c.Name, c.Version, c.Dir)
 	}
 	w.Flush()
+	if lines > maxSummaryLines {
+		fmt.Fprintf(out, "… and %s more charts (plan --output json lists them all)\n", syncer.Count(lines-maxSummaryLines))
+	}
 	for _, r := range res.Repos {
 		if r.Err != nil {
 			fmt.Fprintf(out, "FAILED repository %s: %v\n", r.Name, r.Err)
 			continue
 		}
-		fmt.Fprintf(out, "repository %s: %d index entries", r.Name, r.Entries)
-		if n := len(r.Repaired); n > 0 {
-			fmt.Fprintf(out, ", %d lost entries restored from the store", n)
+		fmt.Fprintf(out, "repository %s: %s index entries\n", r.Name, syncer.Count(r.Entries))
+		for _, l := range []struct {
+			what  string
+			files []string
+		}{
+			{"lost entries restored from the store", r.Repaired},
+			{"stored packages indexed for the first time", r.Adopted},
+			{"packages put back to their indexed bytes", r.Restored},
+			{"index entries without a stored package", r.Missing},
+			{"packages MODIFIED in the store", r.Modified},
+			{"index entries EDITED: digest changed, package unchanged", r.Edited},
+		} {
+			if len(l.files) > 0 {
+				fmt.Fprintf(out, "  %s %s: %s\n", syncer.Count(len(l.files)), l.what, syncer.Brief(l.files))
+			}
 		}
-		if n := len(r.Adopted); n > 0 {
-			fmt.Fprintf(out, ", %d stored packages indexed for the first time", n)
-		}
-		if n := len(r.Restored); n > 0 {
-			fmt.Fprintf(out, ", %d packages put back to their indexed bytes (%s)", n, strings.Join(r.Restored, ", "))
-		}
-		if n := len(r.Missing); n > 0 {
-			fmt.Fprintf(out, ", %d without a stored package (%s)", n, strings.Join(r.Missing, ", "))
-		}
-		if n := len(r.Modified); n > 0 {
-			fmt.Fprintf(out, ", %d MODIFIED in the store (%s)", n, strings.Join(r.Modified, ", "))
-		}
-		if n := len(r.Edited); n > 0 {
-			fmt.Fprintf(out, ", %d index entries EDITED: digest changed, package unchanged (%s)", n, strings.Join(r.Edited, ", "))
-		}
-		fmt.Fprintln(out)
 	}
 	if plan {
 		fmt.Fprintf(out, "plan: %d to publish, %d already published, %d failing\n", count[syncer.Pending], count[syncer.Skipped], count[syncer.Failed])
@@ -325,12 +347,85 @@ func (o *options) summary(res *syncer.Result, plan bool) {
 		fmt.Fprintf(out, "published %d, already published %d, failed %d\n", count[syncer.Published], count[syncer.Skipped], count[syncer.Failed])
 	}
 	printDrift(out, res)
-	for _, c := range res.Failures() {
+	failures := res.Failures()
+	for i, c := range failures {
+		if i == maxSummaryLines {
+			fmt.Fprintf(out, "… and %s more failures (see the log, or plan --output json)\n", syncer.Count(len(failures)-i))
+			break
+		}
 		fmt.Fprintf(out, "FAILED %s: %v\n", c.Repository, c.Err)
 	}
 	if res.Err != nil {
 		fmt.Fprintf(out, "FAILED cycle: %v\n", res.Err)
 	}
+}
+
+// jsonResult is a Result as plan --output json writes it: every list in
+// full, errors as their messages.
+type jsonResult struct {
+	Commit     string      `json:"commit,omitempty"`
+	CommitTime *time.Time  `json:"commitTime,omitempty"`
+	Charts     []jsonChart `json:"charts"`
+	Repos      []jsonRepo  `json:"repositories"`
+	Err        string      `json:"error,omitempty"`
+	OK         bool        `json:"ok"`
+}
+
+type jsonChart struct {
+	Repository string   `json:"repository"`
+	Dir        string   `json:"dir,omitempty"`
+	Name       string   `json:"name"`
+	Version    string   `json:"version"`
+	Outcome    string   `json:"outcome"`
+	Reason     string   `json:"reason,omitempty"`
+	Err        string   `json:"error,omitempty"`
+	Warnings   []string `json:"warnings,omitempty"`
+}
+
+type jsonRepo struct {
+	Name        string   `json:"name"`
+	Entries     int      `json:"entries"`
+	GitCharts   int      `json:"gitCharts"`
+	GitVersions int      `json:"gitVersions"`
+	Conflicts   int      `json:"conflicts"`
+	Repaired    []string `json:"repaired,omitempty"`
+	Adopted     []string `json:"adopted,omitempty"`
+	Restored    []string `json:"restored,omitempty"`
+	Missing     []string `json:"missing,omitempty"`
+	Modified    []string `json:"modified,omitempty"`
+	Edited      []string `json:"edited,omitempty"`
+	Err         string   `json:"error,omitempty"`
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// writeJSON writes res as one indented JSON document.
+func writeJSON(w io.Writer, res *syncer.Result) error {
+	jr := jsonResult{Commit: res.Commit, Err: errString(res.Err), OK: res.OK(), Charts: []jsonChart{}, Repos: []jsonRepo{}}
+	if !res.CommitTime.IsZero() {
+		t := res.CommitTime.UTC()
+		jr.CommitTime = &t
+	}
+	for _, c := range res.Charts {
+		jr.Charts = append(jr.Charts, jsonChart{Repository: c.Repository, Dir: c.Dir, Name: c.Name, Version: c.Version,
+			Outcome: string(c.Outcome), Reason: c.Reason, Err: errString(c.Err), Warnings: c.Warnings})
+	}
+	for _, r := range res.Repos {
+		jr.Repos = append(jr.Repos, jsonRepo{Name: r.Name, Entries: r.Entries, GitCharts: r.GitCharts, GitVersions: r.GitVersions,
+			Conflicts: r.Conflicts, Repaired: r.Repaired, Adopted: r.Adopted, Restored: r.Restored, Missing: r.Missing,
+			Modified: r.Modified, Edited: r.Edited, Err: errString(r.Err)})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(jr); err != nil {
+		return fmt.Errorf("write plan as json: %w", err)
+	}
+	return nil
 }
 
 // slogWriter turns standard-logger lines into debug records.

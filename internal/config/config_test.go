@@ -21,6 +21,7 @@ func TestLoad(t *testing.T) {
 		{"bad-prefix.toml", `prefix "a/../../b"`},
 		{"bad-prefix.toml", `charts glob "../charts/*"`},
 		{"bad-prefix.toml", `lint "loose"`},
+		{"bad-prefix.toml", `index_format "xml": must be "yaml" or "json"`},
 		{"bad-prefix.toml", `type "ftp"`},
 		{"duplicate-location.toml", "same store and prefix as repository a"},
 		{"swift-bad-version.toml", "auth_version 4"},

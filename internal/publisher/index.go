@@ -79,6 +79,43 @@ type Index struct {
 	// JSON source: the top-level members in order, and each entry read.
 	jsonTop   []jsonMember
 	jsonEntry map[*repo.ChartVersion]json.RawMessage
+	// format to write ("yaml", "json"); "": the format read.
+	format string
+}
+
+// Index formats (Config.Format): helm reads both from index.yaml.
+const (
+	FormatYAML = "yaml"
+	FormatJSON = "json"
+)
+
+// Format returns the format idx was read in: FormatJSON or FormatYAML (also
+// for a new index).
+func (idx *Index) Format() string {
+	if idx.json {
+		return FormatJSON
+	}
+	return FormatYAML
+}
+
+// SetFormat makes Marshal write format (FormatYAML or FormatJSON) whatever
+// format idx was read in; "" keeps the format read. Converting keeps every
+// entry and every field, helm's or not, with its value: what changes is
+// only how it is written (YAML comments and anchors do not survive JSON;
+// JSON numbers are written as YAML numbers).
+func (idx *Index) SetFormat(format string) error {
+	switch format {
+	case "", FormatYAML, FormatJSON:
+	default:
+		return fmt.Errorf("index format %q: must be %q or %q", format, FormatYAML, FormatJSON)
+	}
+	if idx.src == nil && idx.jsonTop == nil {
+		// Nothing read: write the format natively.
+		idx.json = format == FormatJSON
+		format = ""
+	}
+	idx.format = format
+	return nil
 }
 
 type jsonMember struct {
@@ -143,10 +180,13 @@ func parseJSONIndex(b []byte) (*Index, error) {
 		if err := dec.Decode(&val); err != nil {
 			return nil, err
 		}
-		idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
 		if key != "entries" {
+			idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
 			continue
 		}
+		// Only its place is kept: Marshal writes the entries from
+		// jsonEntry, and the whole text would be held twice.
+		idx.jsonTop = append(idx.jsonTop, jsonMember{key: key})
 		var raw map[string][]json.RawMessage
 		if err := json.Unmarshal(val, &raw); err != nil {
 			return nil, fmt.Errorf("entries: %w", err)
@@ -375,7 +415,7 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 
 // splitLines splits b into lines, each with its line break.
 func splitLines(b []byte) [][]byte {
-	var lines [][]byte
+	lines := make([][]byte, 0, bytes.Count(b, []byte("\n"))+1)
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -411,7 +451,43 @@ func (idx *Index) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal index: %w", err)
 	}
+	switch {
+	case idx.format == FormatJSON && !idx.json:
+		b, err = yamlToJSON(b)
+	case idx.format == FormatYAML && idx.json:
+		// yaml.v2 as helm writes: every string a YAML 1.1 reader would
+		// take for something else is quoted.
+		b, err = sigsyaml.JSONToYAML(b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("convert index to %s: %w", idx.format, err)
+	}
 	return b, nil
+}
+
+// yamlToJSON converts a YAML index to indented JSON: the fields helm knows
+// as helm reads them (a string keeps its exact text: an unquoted all-digit
+// digest stays a string), every other field as a YAML 1.2 reader reads it.
+func yamlToJSON(b []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	if len(doc.Content) != 1 {
+		return nil, errors.New("index is not one YAML document")
+	}
+	c := &converter{budget: 2*len(b) + 1024, keep: true}
+	js, err := c.json(nil, doc.Content[0], typeIndexFile)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	out.Grow(len(js) * 3 / 2)
+	if err := json.Indent(&out, js, "", "  "); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
 
 // keepsAllRead reports whether every entry read is still in the index
@@ -772,7 +848,8 @@ var (
 // a scalar bound for a string keeps its exact text, where sigs.k8s.io/yaml
 // first parses it (an unquoted 000 becomes the integer 0 and then "0").
 type converter struct {
-	budget int // nodes left to visit: bounds the expansion of aliases
+	budget int  // nodes left to visit: bounds the expansion of aliases
+	keep   bool // convert fields helm does not know too (as untyped values)
 	fields map[reflect.Type]map[string]reflect.Type
 }
 
@@ -872,7 +949,7 @@ func (c *converter) members(b []byte, n *yaml.Node, t reflect.Type, first *bool)
 			vt = t.Elem()
 		default:
 			var ok bool
-			if vt, ok = c.field(t, k.Value); !ok {
+			if vt, ok = c.field(t, k.Value); !ok && !c.keep {
 				continue // a field helm does not know: kept in the source
 			}
 		}

@@ -574,7 +574,7 @@ func writeFile(name, content string) error { return os.WriteFile(name, []byte(co
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // bigIndex returns a helm-written index of charts x versions entries.
-func bigIndex(b *testing.B, charts, versions int) []byte {
+func bigIndex(b testing.TB, charts, versions int) []byte {
 	b.Helper()
 	idx := repo.NewIndexFile()
 	for c := range charts {

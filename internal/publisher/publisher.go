@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -61,6 +62,15 @@ type Config struct {
 	// Memory, if set, remembers the index entries seen and content
 	// comparisons across cycles (see Memory).
 	Memory *Memory
+	// IndexCache, if set, is a file keeping the last index parsed, by its
+	// store version, so that an unchanged index is not read again (see
+	// Publisher.Index).
+	IndexCache string
+	// Format is the format index.yaml is written in: FormatYAML or
+	// FormatJSON (helm reads both). "" keeps the format the index was read
+	// in. An index read in another format is rewritten in this one, with
+	// every entry.
+	Format string
 }
 
 // Publisher writes packages and the index of one repository.
@@ -69,6 +79,11 @@ type Publisher struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	// listed is the listing of the prefix that Index took to learn the
+	// index's version; the reconciliation that follows uses it unless a
+	// package was created since (see packages).
+	listed  []store.Object
+	created []string // keys Create was called for since the listing
 }
 
 // New returns a Publisher for the repository at cfg.Prefix in s.
@@ -93,7 +108,39 @@ func (p *Publisher) key(name string) string {
 // index is an empty index with version "". Any other failure wraps
 // ErrIndexUnreadable or the store's error; an index larger than
 // Config.MaxIndexSize is unreadable, refused before it is read.
+//
+// With Config.IndexCache set, the store's listing of index.yaml comes
+// first: when the listed version is the one the cache was parsed from, the
+// cached index is returned and the index is neither read nor parsed.
+// Otherwise the index read is parsed and cached.
 func (p *Publisher) Index(ctx context.Context) (*Index, string, error) {
+	where := p.store.String() + " " + p.key("index.yaml")
+	var listed string
+	if p.cfg.IndexCache != "" {
+		var err error
+		if listed, err = p.indexVersion(ctx); err != nil {
+			return nil, "", err
+		}
+		if idx := loadIndexCache(p.cfg.IndexCache, where, listed); idx != nil {
+			return idx, listed, nil
+		}
+	}
+	idx, ver, err := p.readIndex(ctx)
+	if ver != listed {
+		// The index changed since the listing: a package it lists may be
+		// missing from the listing. Reconcile with a new one.
+		p.listed = nil
+	}
+	if err == nil && p.cfg.IndexCache != "" && ver != "" && ver == listed {
+		if err := saveIndexCache(p.cfg.IndexCache, where, ver, idx); err != nil {
+			p.log.Warn("index cache not saved", "file", p.cfg.IndexCache, "err", err)
+		}
+	}
+	return idx, ver, err
+}
+
+// readIndex reads and parses the stored index.
+func (p *Publisher) readIndex(ctx context.Context) (*Index, string, error) {
 	b, ver, err := store.ReadLimited(ctx, p.store, p.key("index.yaml"), p.cfg.maxIndexSize())
 	if errors.Is(err, store.ErrNotExist) {
 		return NewIndex(), "", nil
@@ -320,6 +367,7 @@ func (p *Publisher) read(ctx context.Context, key string, c *call) ([]byte, erro
 func (p *Publisher) create(ctx context.Context, name string, pkg Package, c *call) error {
 	key := p.key(name)
 	ours := digest(pkg.Data)
+	p.created = append(p.created, key)
 	err := p.store.Create(ctx, key, pkg.Data)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return err
@@ -417,6 +465,7 @@ func (p *Publisher) createProvenance(ctx context.Context, name string, prov []by
 	if prov == nil {
 		return nil
 	}
+	p.created = append(p.created, p.key(name+".prov"))
 	err := p.store.Create(ctx, p.key(name+".prov"), prov)
 	if err != nil && !errors.Is(err, store.ErrExist) {
 		return err
@@ -454,6 +503,9 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			return err
 		}
 		next.Entries = Entries(idx)
+		if p.cfg.Format != "" && ver != "" && idx.Format() != p.cfg.Format {
+			changed = true // switch the stored index to the configured format
+		}
 		if !changed {
 			next.Version = ver
 			*c.rep = *next
@@ -461,6 +513,9 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			return nil
 		}
 		idx.Generated = p.now()
+		if err := idx.SetFormat(p.cfg.Format); err != nil {
+			return err
+		}
 		b, err := idx.Marshal()
 		if err != nil {
 			return err
@@ -470,6 +525,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			err = p.verify(ctx, idx)
 		}
 		if err == nil {
+			p.cacheWritten(idx, newVer)
 			p.cfg.Memory.saw(idx)
 			next.Wrote, next.Version = true, newVer
 			*c.rep = *next
@@ -530,11 +586,18 @@ func (p *Publisher) verify(ctx context.Context, want *Index) error {
 
 // packages lists the package files directly under the prefix (ChartMuseum's
 // depth-1 layout), by file name.
+//
+// The listing Index took is used once, with the objects created since
+// looked up one by one: a cycle lists the store once.
 func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, error) {
 	prefix := p.key("")
-	objs, err := p.store.List(ctx, prefix)
-	if err != nil {
-		return nil, fmt.Errorf("list packages: %w", err)
+	objs := p.withCreated(ctx, p.listed)
+	p.listed, p.created = nil, nil
+	if objs == nil {
+		var err error
+		if objs, err = p.store.List(ctx, prefix); err != nil {
+			return nil, fmt.Errorf("list packages: %w", err)
+		}
 	}
 	m := map[string]store.Object{}
 	for _, o := range objs {
@@ -769,4 +832,37 @@ func (p *Publisher) storedDigest(ctx context.Context, obj store.Object, c *call)
 		return "", fmt.Errorf("read %s: %w", path.Base(obj.Key), err)
 	}
 	return digest(b), nil
+}
+
+// withCreated returns listed with the objects created since it was taken,
+// as the store describes them now; nil if listed is nil or one of them
+// cannot be looked up (the caller lists again).
+func (p *Publisher) withCreated(ctx context.Context, listed []store.Object) []store.Object {
+	if listed == nil || len(p.created) == 0 {
+		return listed
+	}
+	byKey := make(map[string]int, len(listed))
+	for i, o := range listed {
+		byKey[o.Key] = i
+	}
+	out := slices.Clone(listed)
+	for _, key := range p.created {
+		if _, ok := byKey[key]; ok {
+			// Listed already: a Create on it found it there (the store
+			// is append-only) or, on a store without atomic create, this
+			// call read back what it wrote, and uses those bytes.
+			continue
+		}
+		r, obj, err := p.store.Open(ctx, key)
+		if errors.Is(err, store.ErrNotExist) {
+			continue // its Create failed
+		}
+		if err != nil {
+			return nil
+		}
+		r.Close()
+		byKey[key] = len(out)
+		out = append(out, obj)
+	}
+	return out
 }

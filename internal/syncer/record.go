@@ -3,6 +3,8 @@ package syncer
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/chartsync/chartsync/internal/metrics"
@@ -28,20 +30,28 @@ func (s *Syncer) record(start time.Time, res *Result) {
 	}
 	for _, r := range res.Repos {
 		log := s.log.With("repository", r.Name)
-		for _, f := range r.Repaired {
-			log.Warn("index entry lost to a concurrent index write, added back from the stored package", "chart", f)
+		// One record per kind and cycle, whatever the number of entries:
+		// a repository missing 20,000 packages logs one warning, not
+		// 20,000. The full list is at debug level.
+		kinds := []struct {
+			level slog.Level
+			msg   string
+			files []string
+		}{
+			{slog.LevelWarn, "index entries lost to a concurrent index write, added back from the stored packages", r.Repaired},
+			{slog.LevelInfo, "stored packages indexed for the first time (stored by another tool, or by another publisher not done yet)", r.Adopted},
+			{slog.LevelWarn, "index entries without a stored package", r.Missing},
+			{slog.LevelError, "stored packages differ from their index digest, and this site cannot restore the indexed bytes", r.Modified},
+			{slog.LevelError, "index entries' digests were changed, the stored packages were not: the index was edited", r.Edited},
 		}
-		for _, f := range r.Adopted {
-			log.Info("stored package indexed for the first time (stored by another tool, or by another publisher not done yet)", "chart", f)
-		}
-		for _, f := range r.Missing {
-			log.Warn("index entry without a stored package", "chart", f)
-		}
-		for _, f := range r.Modified {
-			log.Error("stored package differs from its index digest, and this site cannot restore the indexed bytes", "chart", f)
-		}
-		for _, f := range r.Edited {
-			log.Error("index entry's digest was changed, the stored package was not: the index was edited", "chart", f)
+		for _, k := range kinds {
+			if len(k.files) == 0 {
+				continue
+			}
+			log.Log(context.Background(), k.level, k.msg, "count", len(k.files), "charts", Brief(k.files))
+			if len(k.files) > BriefNames {
+				log.Debug(k.msg+" (full list)", "charts", strings.Join(k.files, ","))
+			}
 		}
 	}
 

@@ -296,7 +296,7 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	st := s.stores[r.Store]
 	storeErr := func(err error) error { return fmt.Errorf("store %s (%s): %w", r.Store, st, err) }
 	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL,
-		Digests: s.digests[r.Name], Memory: s.memory[r.Name],
+		Digests: s.digests[r.Name], Memory: s.memory[r.Name], IndexCache: filepath.Join(s.cfg.StateDir, "index", r.Name+".gob"), Format: r.IndexFormat,
 		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
 	idx, ver, err := pub.Index(ctx)
 	if err != nil {

@@ -96,7 +96,7 @@ func publishedFiles(out string) []string {
 	return files
 }
 
-var modifiedRE = regexp.MustCompile(`\d+ MODIFIED in the store \(([^)]*)\)`)
+var modifiedRE = regexp.MustCompile(`\d+ packages MODIFIED in the store: (.*)`)
 
 // modifiedFiles lists the packages a run's output reports as modified.
 func modifiedFiles(out string) map[string]bool {

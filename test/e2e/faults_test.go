@@ -395,7 +395,7 @@ func TestReplacedPackageIsReported(t *testing.T) {
 			// bytes back (issue 8: the first indexed digest wins).
 			replace()
 			code, out := s.run("run", "--once")
-			if code != 0 || !strings.Contains(out, "1 packages put back to their indexed bytes (two-2.0.0.tgz)") {
+			if code != 0 || !strings.Contains(out, "1 packages put back to their indexed bytes: two-2.0.0.tgz") {
 				t.Errorf("cycle after the replacement: exit %d, want 0 and two-2.0.0.tgz put back:\n%s", code, out)
 			}
 			if got := readState(t, obj.st, "").packages["two-2.0.0.tgz"]; got != published["two-2.0.0.tgz"] {
@@ -408,7 +408,7 @@ func TestReplacedPackageIsReported(t *testing.T) {
 			replace()
 			for cycle := 1; cycle <= 2; cycle++ {
 				code, out := s.run("run", "--once")
-				if code != 1 || !strings.Contains(out, "1 MODIFIED in the store (two-2.0.0.tgz)") {
+				if code != 1 || !strings.Contains(out, "1 packages MODIFIED in the store: two-2.0.0.tgz") {
 					t.Errorf("cycle %d after the replacement: exit %d, want 1 and two-2.0.0.tgz reported MODIFIED:\n%s", cycle, code, out)
 				}
 			}

@@ -272,11 +272,12 @@ func TestAdoptOtherToolsPackagesSwift(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "published 0, already published 3, failed 0") {
 		t.Errorf("second cycle: exit %d\n%s", code, out)
 	}
-	// A cycle with nothing to do reads the index once, lists once and
-	// reads no package.
+	// A cycle with nothing to do lists once and reads no package, and not
+	// the index either: the listing shows it unchanged since the first
+	// cycle wrote it, and the parsed index is cached (issue 12).
 	mu.Lock()
-	if fmt.Sprint(gets) != "map[/:1 index.yaml:1]" {
-		t.Errorf("second cycle made reads %v, want one of index.yaml and one listing", gets)
+	if fmt.Sprint(gets) != "map[/:1]" {
+		t.Errorf("second cycle made reads %v, want one listing", gets)
 	}
 	mu.Unlock()
 }
