@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,55 +13,16 @@ import (
 	"github.com/chartsync/chartsync/internal/gitsrc"
 	"github.com/chartsync/chartsync/internal/packager"
 	"github.com/chartsync/chartsync/internal/publisher"
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+// chartFiles returns the files of a small chart in dir.
+func chartFiles(dir, name, version string) map[string]string {
+	return map[string]string{
+		dir + "/Chart.yaml":        "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
+		dir + "/values.yaml":       "replicas: 1\n",
+		dir + "/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
 	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *gitRepo) write(name, content string) {
-	r.t.Helper()
-	p := filepath.Join(r.dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	os.Remove(p)
-	var err error
-	if target, ok := strings.CutPrefix(content, "-> "); ok {
-		err = os.Symlink(target, p)
-	} else {
-		err = os.WriteFile(p, []byte(content), 0o644)
-	}
-	if err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *gitRepo) commit(msg string) string {
-	r.t.Helper()
-	r.git("add", "-A")
-	r.git("commit", "-q", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
-
-func (r *gitRepo) chart(dir, name, version string) {
-	r.write(dir+"/Chart.yaml", "apiVersion: v2\nname: "+name+"\nversion: "+version+"\n")
-	r.write(dir+"/values.yaml", "replicas: 1\n")
-	r.write(dir+"/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n")
 }
 
 // TestRun: a history of five commits where plain never changes, linked
@@ -73,25 +32,24 @@ func (r *gitRepo) chart(dir, name, version string) {
 // the builds needed are made.
 func TestRun(t *testing.T) {
 	ctx := context.Background()
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	r.chart("charts/plain", "plain", "1.0.0")
-	r.chart("charts/linked", "linked", "1.0.0")
-	r.write("charts/linked/files/shared.conf", "-> ../../../shared/conf")
-	r.write("shared/conf", "v1\n")
-	r.chart("charts/edited", "edited", "1.0.0")
-	c1 := r.commit("c1")
-	r.write("README", "2\n")
-	r.commit("c2")
-	r.write("shared/conf", "v2\n") // linked changes, its directory does not
-	r.commit("c3")
-	r.write("charts/edited/values.yaml", "replicas: 2\n") // unbumped
-	r.commit("c4")
-	r.write("README", "5\n")
-	head := r.commit("c5")
+	r := testenv.NewGitRepo(t)
+	r.Write(chartFiles("charts/plain", "plain", "1.0.0"))
+	r.Write(chartFiles("charts/linked", "linked", "1.0.0"))
+	r.Write(map[string]string{"charts/linked/files/shared.conf": "-> ../../../shared/conf"})
+	r.Write(map[string]string{"shared/conf": "v1\n"})
+	r.Write(chartFiles("charts/edited", "edited", "1.0.0"))
+	c1 := r.Commit("c1")
+	r.Write(map[string]string{"README": "2\n"})
+	r.Commit("c2")
+	r.Write(map[string]string{"shared/conf": "v2\n"}) // linked changes, its directory does not
+	r.Commit("c3")
+	r.Write(map[string]string{"charts/edited/values.yaml": "replicas: 2\n"}) // unbumped
+	r.Commit("c4")
+	r.Write(map[string]string{"README": "5\n"})
+	head := r.Commit("c5")
 
 	state := filepath.Join(t.TempDir(), "git")
-	if _, err := gitsrc.Sync(ctx, gitsrc.Options{URL: r.dir, Branch: "main", Dir: state}); err != nil {
+	if _, err := gitsrc.Sync(ctx, gitsrc.Options{URL: r.Dir, Branch: "main", Dir: state}); err != nil {
 		t.Fatal(err)
 	}
 	repo, err := gitsrc.Open(state)

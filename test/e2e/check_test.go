@@ -16,7 +16,7 @@ import (
 func checkHistory(t *testing.T) *gitRepo {
 	r := newGitRepo(t)
 	sub := chart("charts/vend/charts/sub", "sub", "0.1.0")
-	r.write(merge(
+	r.Write(merge(
 		chart("charts/tmpl", "tmpl", "1.0.0"),
 		chart("charts/vals", "vals", "1.0.0"),
 		chart("charts/vend", "vend", "1.0.0", "dependencies:\n- name: sub\n  version: 0.1.0"), sub,
@@ -37,19 +37,19 @@ func checkHistory(t *testing.T) *gitRepo {
 		chart("charts/link", "link", "1.0.0"),
 		map[string]string{"shared/extra.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n", "charts/link/templates/extra.yaml": "-> ../../../shared/extra.yaml"},
 	))
-	r.commit("base")
+	r.Commit("base")
 
-	r.git("checkout", "-q", "-b", "down-only")
-	r.write(chart("charts/down", "down", "1.5.0"))
-	r.commit("downgrade down")
-	r.git("checkout", "-q", "main")
-	r.git("checkout", "-q", "-b", "ignored-only")
-	r.write(map[string]string{"charts/ign/notes.bak": "two\n"})
-	r.commit("edit an ignored file")
-	r.git("checkout", "-q", "main")
+	r.Git("checkout", "-q", "-b", "down-only")
+	r.Write(chart("charts/down", "down", "1.5.0"))
+	r.Commit("downgrade down")
+	r.Git("checkout", "-q", "main")
+	r.Git("checkout", "-q", "-b", "ignored-only")
+	r.Write(map[string]string{"charts/ign/notes.bak": "two\n"})
+	r.Commit("edit an ignored file")
+	r.Git("checkout", "-q", "main")
 
-	r.git("checkout", "-q", "-b", "feature")
-	r.write(map[string]string{
+	r.Git("checkout", "-q", "-b", "feature")
+	r.Write(map[string]string{
 		"charts/tmpl/templates/configmap.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-tmpl2\n",
 		"charts/ign/notes.bak":                   "two\n",
 		"charts/vend/charts/sub/values.yaml":     "replicas: 2\n",
@@ -57,9 +57,9 @@ func checkHistory(t *testing.T) *gitRepo {
 		"libs/common/values.yaml":                "replicas: 5\n",
 		"shared/extra.yaml":                      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: b\n",
 	})
-	r.write(chart("charts/bumped", "bumped", "1.0.1"))
-	r.commit("feature: template, ignored file, vendored subchart, bumped chart")
-	r.write(merge(
+	r.Write(chart("charts/bumped", "bumped", "1.0.1"))
+	r.Commit("feature: template, ignored file, vendored subchart, bumped chart")
+	r.Write(merge(
 		map[string]string{"charts/vals/values.yaml": "replicas: 3\n"},
 		chart("charts/down", "down", "1.5.0"),
 		chart("charts/coll2", "coll", "1.0.0"),
@@ -68,18 +68,18 @@ func checkHistory(t *testing.T) *gitRepo {
 		map[string]string{"charts/broken/templates/bad.yaml": "{{ .Values.replicas \n"},
 		map[string]string{"charts/badver/Chart.yaml": "apiVersion: v2\nname: badver\nversion: 1.0\n"},
 	))
-	r.git("mv", "charts/old-name", "charts/new-name")
-	r.git("mv", "charts/ren2", "charts/moved2")
-	r.write(map[string]string{"charts/new-name/values.yaml": "replicas: 4\n"})
-	r.commit("feature: values, downgrade, collision, broken, renames")
+	r.Git("mv", "charts/old-name", "charts/new-name")
+	r.Git("mv", "charts/ren2", "charts/moved2")
+	r.Write(map[string]string{"charts/new-name/values.yaml": "replicas: 4\n"})
+	r.Commit("feature: values, downgrade, collision, broken, renames")
 
 	// main moves on: untouched is bumped there; feature merges main.
-	r.git("checkout", "-q", "main")
-	r.write(merge(chart("charts/untouched", "untouched", "1.0.1"),
+	r.Git("checkout", "-q", "main")
+	r.Write(merge(chart("charts/untouched", "untouched", "1.0.1"),
 		map[string]string{"charts/untouched/values.yaml": "replicas: 9\n"}))
-	r.commit("main: bump untouched")
-	r.git("checkout", "-q", "feature")
-	r.git("merge", "-q", "--no-edit", "main")
+	r.Commit("main: bump untouched")
+	r.Git("checkout", "-q", "feature")
+	r.Git("merge", "-q", "--no-edit", "main")
 	return r
 }
 
@@ -124,15 +124,15 @@ func runCheck(t *testing.T, dir string, args ...string) (int, checkOutput, strin
 func TestCheck(t *testing.T) {
 	r := checkHistory(t)
 	wt := filepath.Join(t.TempDir(), "wt")
-	r.git("worktree", "add", "-q", "--detach", wt, "feature")
+	r.Git("worktree", "add", "-q", "--detach", wt, "feature")
 	// A configuration whose store and state dir do not exist: check uses
 	// only the repositories' charts, lint and names.
 	site, _ := newLocalSite(t, r, "")
 	// A CI clone of the change: the base is a remote branch; --no-local
 	// makes git send a pack, as from a server.
 	clone := filepath.Join(t.TempDir(), "clone")
-	r.git("clone", "-q", "--no-local", r.dir, clone)
-	mainID := r.git("rev-parse", "main")
+	r.Git("clone", "-q", "--no-local", r.Dir, clone)
+	mainID := r.Git("rev-parse", "main")
 
 	all := []string{
 		"broken charts/badver",
@@ -170,7 +170,7 @@ func TestCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := tc.dir
 			if dir == "" {
-				dir = r.dir
+				dir = r.Dir
 			}
 			code, out, stderr := runCheck(t, dir, tc.args...)
 			if code != tc.wantExit {
@@ -200,7 +200,7 @@ func TestCheck(t *testing.T) {
 	// Details: the rename names its old directory, the collision the
 	// other one, broken the reason run gives; text output has one line
 	// per finding.
-	_, out, _ := runCheck(t, r.dir, "--base", "main", "--charts", "charts/*")
+	_, out, _ := runCheck(t, r.Dir, "--base", "main", "--charts", "charts/*")
 	for _, f := range out.Findings {
 		switch f.Dir {
 		case "charts/new-name":
@@ -226,7 +226,7 @@ func TestCheck(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(binary, "check", "--base", "main", "--charts", "charts/*")
-	cmd.Dir = r.dir
+	cmd.Dir = r.Dir
 	code, text := runCmd(t, cmd)
 	lines := strings.Split(strings.TrimSpace(text), "\n")
 	if code != 1 || len(lines) != len(all) {
@@ -251,7 +251,7 @@ func TestCheck(t *testing.T) {
 		{"--base", "main", "--config", filepath.Join(t.TempDir(), "none.toml")},
 	} {
 		cmd := exec.Command(binary, append([]string{"check"}, args...)...)
-		cmd.Dir = r.dir
+		cmd.Dir = r.Dir
 		if code, out := runCmd(t, cmd); code != 2 {
 			t.Errorf("check %v: exit %d, want 2:\n%s", args, code, out)
 		}

@@ -41,9 +41,7 @@ func TestConcurrentPublishersLocal(t *testing.T) {
 // chosen commits of an upstream to it.
 func bareRepo(t *testing.T) *gitRepo {
 	t.Helper()
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "--bare", "-b", "main")
-	return r
+	return testenv.NewGitRepo(t, "--bare")
 }
 
 // racerResult is one process's exit status and output.
@@ -118,7 +116,7 @@ func concurrentPublishers(t *testing.T, obj objStore, prefix string, rounds int)
 	bMirrors := []*gitRepo{bareRepo(t), bareRepo(t)}
 	var sites []*site
 	for _, m := range append(append([]*gitRepo{}, aMirrors...), bMirrors...) {
-		sites = append(sites, newStoreSite(t, m.dir, obj, prefix))
+		sites = append(sites, newStoreSite(t, m.Dir, obj, prefix))
 	}
 	newest := sites[len(aMirrors)-1] // follows a's newest commit
 
@@ -133,15 +131,15 @@ func concurrentPublishers(t *testing.T, obj objStore, prefix string, rounds int)
 				files = merge(files, chart(fmt.Sprintf("charts/apple-%d", round), "apple", fmt.Sprintf("%d.0.0", round)))
 				inGit[fmt.Sprintf("apple-%d.0.0.tgz", round)] = true
 			}
-			a.write(files)
-			c := a.commit(fmt.Sprintf("round %d, commit %d", round, k))
-			a.git("push", "-q", "-f", m.dir, c+":refs/heads/main")
+			a.Write(files)
+			c := a.Commit(fmt.Sprintf("round %d, commit %d", round, k))
+			a.Git("push", "-q", "-f", m.Dir, c+":refs/heads/main")
 		}
 		for k, m := range bMirrors {
-			b.write(chart(fmt.Sprintf("charts/bravo-%d-%d", round, k), "bravo", fmt.Sprintf("%d.%d.0", round, k)))
+			b.Write(chart(fmt.Sprintf("charts/bravo-%d-%d", round, k), "bravo", fmt.Sprintf("%d.%d.0", round, k)))
 			inGit[fmt.Sprintf("bravo-%d.%d.0.tgz", round, k)] = true
-			c := b.commit(fmt.Sprintf("round %d, commit %d", round, k))
-			b.git("push", "-q", "-f", m.dir, c+":refs/heads/main")
+			c := b.Commit(fmt.Sprintf("round %d, commit %d", round, k))
+			b.Git("push", "-q", "-f", m.Dir, c+":refs/heads/main")
 		}
 
 		racers := runAll(t, sites)
@@ -304,19 +302,19 @@ func (p *putRace) hold(r *http.Request) testenv.Fault {
 func conflictingPublishers(t *testing.T, objX, objY objStore, race *putRace, rounds int) {
 	obj := objX
 	x, y := newGitRepo(t), newGitRepo(t)
-	sx, sy := newStoreSite(t, x.dir, objX, ""), newStoreSite(t, y.dir, objY, "")
+	sx, sy := newStoreSite(t, x.Dir, objX, ""), newStoreSite(t, y.Dir, objY, "")
 	firstSeen := map[string]string{}
 	var want []string
 	for round := 1; round <= rounds; round++ {
 		version := fmt.Sprintf("%d.0.0", round)
 		file := "clash-" + version + ".tgz"
 		want = append(want, file)
-		x.write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
+		x.Write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
 			map[string]string{fmt.Sprintf("charts/clash-%d/values.yaml", round): "replicas: 1\nfrom: x\n"}))
-		x.commit("x " + version)
-		y.write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
+		x.Commit("x " + version)
+		y.Write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
 			map[string]string{fmt.Sprintf("charts/clash-%d/values.yaml", round): "replicas: 1\nfrom: y\n"}))
-		y.commit("y " + version)
+		y.Commit("y " + version)
 
 		race.arm(file)
 		racers := runAll(t, []*site{sx, sy})

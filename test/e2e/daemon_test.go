@@ -136,8 +136,8 @@ func promtool(t *testing.T, args ...string) {
 
 func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/b", "b", "1.0.0"), chart("charts/bad", "bad", "banana")))
-	r.commit("two good charts, one bad")
+	r.Write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/b", "b", "1.0.0"), chart("charts/bad", "bad", "banana")))
+	r.Commit("two good charts, one bad")
 	addr := freeAddr(t)
 	s, store := newLocalSite(t, r, daemonTOML(addr, "@every 1h", "30s"))
 	d := startDaemon(t, s, addr)
@@ -182,8 +182,8 @@ func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 	}
 
 	// POST /sync publishes a new commit now, not in an hour.
-	r.write(chart("charts/c", "c", "0.1.0"))
-	r.commit("add c")
+	r.Write(chart("charts/c", "c", "0.1.0"))
+	r.Commit("add c")
 	if code := d.post("/sync"); code != http.StatusAccepted {
 		t.Fatalf("POST /sync: %d", code)
 	}
@@ -198,15 +198,15 @@ func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 
 func TestDaemonScheduleAndOverlap(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	addr := freeAddr(t)
 	s, store := newLocalSite(t, r, daemonTOML(addr, "@every 1s", "30s"))
 	d := startDaemon(t, s, addr, "--lock-wait", "20s")
 
 	// A commit is published by the schedule within one interval.
-	r.write(chart("charts/b", "b", "1.0.0"))
-	r.commit("b")
+	r.Write(chart("charts/b", "b", "1.0.0"))
+	r.Commit("b")
 	d.waitFor("b published on schedule", func() bool {
 		return readIndex(t, store).Has("b", "1.0.0")
 	})
@@ -240,8 +240,8 @@ func TestDaemonScheduleAndOverlap(t *testing.T) {
 
 func TestDaemonSIGTERMDuringPublishingLeavesTheStoreConsistent(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/first", "first", "1.0.0"))
-	r.commit("first")
+	r.Write(chart("charts/first", "first", "1.0.0"))
+	r.Commit("first")
 	addr := freeAddr(t)
 	// No grace: SIGTERM cancels the running cycle at once.
 	s, store := newLocalSite(t, r, daemonTOML(addr, "@every 1h", "0s"))
@@ -251,8 +251,8 @@ func TestDaemonSIGTERMDuringPublishingLeavesTheStoreConsistent(t *testing.T) {
 	for i := range 40 {
 		files = append(files, chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
 	}
-	r.write(merge(files...))
-	r.commit("forty charts")
+	r.Write(merge(files...))
+	r.Commit("forty charts")
 	if code := d.post("/sync"); code != http.StatusAccepted {
 		t.Fatalf("POST /sync: %d", code)
 	}
@@ -302,8 +302,8 @@ func checkConsistent(t *testing.T, store string) {
 
 func TestDaemonSIGHUPKeepsTheOldConfigWhenTheNewOneIsInvalid(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	addr := freeAddr(t)
 	s, _ := newLocalSite(t, r, daemonTOML(addr, "@every 1h", "30s"))
 	d := startDaemon(t, s, addr)
@@ -336,8 +336,8 @@ func TestDaemonSIGHUPKeepsTheOldConfigWhenTheNewOneIsInvalid(t *testing.T) {
 
 func TestOnceWritesTextfileMetrics(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/b", "b", "1.0.0"), chart("charts/bad", "bad", "banana")))
-	r.commit("two good, one bad")
+	r.Write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/b", "b", "1.0.0"), chart("charts/bad", "bad", "banana")))
+	r.Commit("two good, one bad")
 	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
 	s, _ := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))
 	if code, out := s.run("run", "--once"); code != 1 {

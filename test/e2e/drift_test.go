@@ -16,8 +16,8 @@ import (
 // and a content_differs failure.
 func TestDrift(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(merge(chart("charts/alpha", "alpha", "1.0.0"), chart("charts/beta", "beta", "1.0.0")))
-	r.commit("charts")
+	r.Write(merge(chart("charts/alpha", "alpha", "1.0.0"), chart("charts/beta", "beta", "1.0.0")))
+	r.Commit("charts")
 	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
 	s, store := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))
 
@@ -25,7 +25,7 @@ func TestDrift(t *testing.T) {
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	newHelm(t).run("package", filepath.Join(r.dir, "charts", "beta"), "--destination", store)
+	newHelm(t).run("package", filepath.Join(r.Dir, "charts", "beta"), "--destination", store)
 	gauge := func() string {
 		t.Helper()
 		b, err := os.ReadFile(textfile)
@@ -65,8 +65,8 @@ func TestDrift(t *testing.T) {
 
 	// alpha edited without a bump: drift and a content_differs failure;
 	// beta's drift is logged again for the new commit.
-	r.write(map[string]string{"charts/alpha/values.yaml": "replicas: 2\n"})
-	r.commit("unbumped edit")
+	r.Write(map[string]string{"charts/alpha/values.yaml": "replicas: 2\n"})
+	r.Commit("unbumped edit")
 	code, out := s.run("run", "--once")
 	if code != 1 || !strings.Contains(out, "content differs") {
 		t.Errorf("unbumped edit: exit %d, want 1 with a content differs failure:\n%s", code, out)
@@ -79,8 +79,8 @@ func TestDrift(t *testing.T) {
 	}
 
 	// The edit reverted: alpha builds the indexed bytes again.
-	r.write(map[string]string{"charts/alpha/values.yaml": "replicas: 1\n"})
-	r.commit("revert")
+	r.Write(map[string]string{"charts/alpha/values.yaml": "replicas: 1\n"})
+	r.Commit("revert")
 	out = s.mustRun("run", "--once")
 	if alphaLine.MatchString(out) || logged(out, "alpha") != 0 {
 		t.Errorf("reverted: alpha still reported as drift:\n%s", out)

@@ -18,8 +18,8 @@ import (
 // threeCharts is a repository of three small charts.
 func threeCharts(t *testing.T) (*gitRepo, []string) {
 	r := newGitRepo(t)
-	r.write(merge(chart("charts/one", "one", "1.0.0"), chart("charts/two", "two", "2.0.0"), chart("charts/three", "three", "3.0.0")))
-	r.commit("three charts")
+	r.Write(merge(chart("charts/one", "one", "1.0.0"), chart("charts/two", "two", "2.0.0"), chart("charts/three", "three", "3.0.0")))
+	r.Commit("three charts")
 	return r, []string{"one-1.0.0.tgz", "three-3.0.0.tgz", "two-2.0.0.tgz"}
 }
 
@@ -230,7 +230,7 @@ func TestFaultsDuringPublishing(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					r, want := threeCharts(t)
 					obj := fs.open(t)
-					s := newStoreSite(t, r.dir, obj, "")
+					s := newStoreSite(t, r.Dir, obj, "")
 					before := versions(t, obj.st)
 					fs.sw.set(tt.rule())
 					code, out := s.run("run", "--once")
@@ -324,7 +324,7 @@ func TestStoreStoppedMidCycle(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					r, want := threeCharts(t)
 					obj := fs.open(t)
-					s := newStoreSite(t, r.dir, obj, "")
+					s := newStoreSite(t, r.Dir, obj, "")
 					fs.sw.set(stopper(tt.n, tt.match, stop))
 					code, out := s.run("run", "--once")
 					fired := fs.sw.count()
@@ -377,7 +377,7 @@ func TestReplacedPackageIsReported(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			r, want := threeCharts(t)
 			obj := b.obj(t)
-			s := newStoreSite(t, r.dir, obj, "")
+			s := newStoreSite(t, r.Dir, obj, "")
 			s.mustRun("run", "--once")
 			published := checkConverged(t, obj.st, "", want)
 
@@ -403,8 +403,8 @@ func TestReplacedPackageIsReported(t *testing.T) {
 			}
 			// Once the chart is gone from git, nothing can rebuild it (and
 			// the store keeps no versions): reported, every cycle.
-			r.git("rm", "-r", "-q", "charts/two")
-			r.commit("drop two")
+			r.Git("rm", "-r", "-q", "charts/two")
+			r.Commit("drop two")
 			replace()
 			for cycle := 1; cycle <= 2; cycle++ {
 				code, out := s.run("run", "--once")

@@ -43,61 +43,9 @@ func TestMain(m *testing.M) {
 }
 
 // gitRepo is an upstream repository of charts.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
+type gitRepo = testenv.GitRepo
 
-func newGitRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org",
-		"GIT_CONFIG_NOSYSTEM=1", "HOME="+r.dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// write creates files (path -> content) relative to the repo root. A
-// content starting with "-> " makes a symlink to the rest.
-func (r *gitRepo) write(files map[string]string) {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		os.Remove(p)
-		var err error
-		if target, ok := strings.CutPrefix(content, "-> "); ok {
-			err = os.Symlink(target, p)
-		} else {
-			err = os.WriteFile(p, []byte(content), 0o644)
-		}
-		if err != nil {
-			r.t.Fatal(err)
-		}
-	}
-}
-
-func (r *gitRepo) commit(msg string) string {
-	r.t.Helper()
-	r.git("add", "-A")
-	r.git("commit", "-q", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
+func newGitRepo(t *testing.T) *gitRepo { return testenv.NewGitRepo(t) }
 
 // chart returns the files of a small valid chart in dir.
 func chart(dir, name, version string, extra ...string) map[string]string {
@@ -133,7 +81,7 @@ type site struct {
 func newLocalSite(t *testing.T, repo *gitRepo, extra string) (*site, string) {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "repo")
-	return newSite(t, repo.dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), extra), store
+	return newSite(t, repo.Dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), extra), store
 }
 
 // newSite writes a config publishing charts/* of the git repository at

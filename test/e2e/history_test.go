@@ -83,11 +83,11 @@ func packageDigests(t *testing.T, dir string) map[string]string {
 // that commit.
 func TestRunHistoryConflict(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(merge(chart("charts/x", "x", "1.0.0"), chart("charts/why", "why", "1.0.0"), chart("charts/x-copy", "x", "1.0.0"),
+	r.Write(merge(chart("charts/x", "x", "1.0.0"), chart("charts/why", "why", "1.0.0"), chart("charts/x-copy", "x", "1.0.0"),
 		map[string]string{"charts/x-copy/values.yaml": "replicas: 7\n"}))
-	c1 := r.commit("x twice")
-	r.write(chart("charts/z", "z", "1.0.0"))
-	r.commit("z")
+	c1 := r.Commit("x twice")
+	r.Write(chart("charts/z", "z", "1.0.0"))
+	r.Commit("z")
 	s, store := newLocalSite(t, r, "")
 	code, out := s.run("run", "--history", c1)
 	if code != 1 || !strings.Contains(out, "published 2, already published 0, failed 2") ||
@@ -97,10 +97,10 @@ func TestRunHistoryConflict(t *testing.T) {
 	if d := packageDigests(t, store); len(d) != 2 || d["why-1.0.0.tgz"] == "" || d["z-1.0.0.tgz"] == "" {
 		t.Errorf("stored %v, want why and z only", d)
 	}
-	if err := os.RemoveAll(filepath.Join(r.dir, "charts", "x-copy")); err != nil {
+	if err := os.RemoveAll(filepath.Join(r.Dir, "charts", "x-copy")); err != nil {
 		t.Fatal(err)
 	}
-	r.commit("x once")
+	r.Commit("x once")
 	code, out = s.run("run", "--history", c1)
 	if code != 0 || !strings.Contains(out, "published 1, already published 2, failed 0") {
 		t.Fatalf("history after the conflict ends: exit %d\n%s", code, out)

@@ -19,14 +19,14 @@ import (
 // Switching to "yaml" and back rewrites it with every entry.
 func TestJSONIndexReadByHelm(t *testing.T) {
 	repo := newGitRepo(t)
-	repo.write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/on", `"on"`, "0.1.0")))
-	repo.commit("two charts")
+	repo.Write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/on", `"on"`, "0.1.0")))
+	repo.Commit("two charts")
 	format := func(f string) string {
 		return fmt.Sprintf("index_format = %q\n", f)
 	}
 	store := filepath.Join(t.TempDir(), "repo")
 	storeTOML := fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store)
-	s := newSite(t, repo.dir, "", format("json")+storeTOML, "")
+	s := newSite(t, repo.Dir, "", format("json")+storeTOML, "")
 	s.mustRun("run", "--once")
 	index := func() []byte {
 		b, err := os.ReadFile(filepath.Join(store, "index.yaml"))
@@ -62,11 +62,11 @@ func TestJSONIndexReadByHelm(t *testing.T) {
 	}
 
 	// A new version, still JSON; then yaml, then json again: every entry.
-	repo.write(chart("charts/a", "a", "1.1.0"))
-	repo.commit("a 1.1.0")
+	repo.Write(chart("charts/a", "a", "1.1.0"))
+	repo.Commit("a 1.1.0")
 	s.mustRun("run", "--once")
 	for _, f := range []string{"json", "yaml", "json"} {
-		s = newSite(t, repo.dir, "", format(f)+storeTOML, "")
+		s = newSite(t, repo.Dir, "", format(f)+storeTOML, "")
 		s.mustRun("run", "--once")
 		b := index()
 		if json.Valid(b) != (f == "json") {

@@ -95,28 +95,28 @@ func slowWriterRace(t *testing.T, variant string, fastObj, slowObj objStore, fas
 		// Two repositories publish chart sl into one prefix, each with its
 		// own content.
 		x, y := newGitRepo(t), newGitRepo(t)
-		fastSite, slowSite = newStoreSite(t, x.dir, fastObj, prefix), newStoreSite(t, y.dir, slowObj, prefix)
+		fastSite, slowSite = newStoreSite(t, x.Dir, fastObj, prefix), newStoreSite(t, y.Dir, slowObj, prefix)
 		commitRound = func(round int) {
 			v := fmt.Sprintf("%d.0.0", round)
-			x.write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: x\n"}))
-			x.commit("x " + v)
-			y.write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: y\n"}))
-			y.commit("y " + v)
+			x.Write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: x\n"}))
+			x.Commit("x " + v)
+			y.Write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: y\n"}))
+			y.Commit("y " + v)
 		}
 	case "lagging branch":
 		// One repository; the slow site follows a mirror that lags one
 		// commit behind, before an edit of sl that did not bump its version.
 		up := newGitRepo(t)
 		newer, lagging := bareRepo(t), bareRepo(t)
-		fastSite, slowSite = newStoreSite(t, newer.dir, fastObj, prefix), newStoreSite(t, lagging.dir, slowObj, prefix)
+		fastSite, slowSite = newStoreSite(t, newer.Dir, fastObj, prefix), newStoreSite(t, lagging.Dir, slowObj, prefix)
 		commitRound = func(round int) {
 			v := fmt.Sprintf("%d.0.0", round)
-			up.write(chart("charts/sl", "sl", v))
-			c1 := up.commit("bump sl to " + v)
-			up.write(map[string]string{"charts/sl/values.yaml": fmt.Sprintf("replicas: %d\n", round+1)})
-			c2 := up.commit("edit sl " + v + " without a bump")
-			up.git("push", "-q", "-f", lagging.dir, c1+":refs/heads/main")
-			up.git("push", "-q", "-f", newer.dir, c2+":refs/heads/main")
+			up.Write(chart("charts/sl", "sl", v))
+			c1 := up.Commit("bump sl to " + v)
+			up.Write(map[string]string{"charts/sl/values.yaml": fmt.Sprintf("replicas: %d\n", round+1)})
+			c2 := up.Commit("edit sl " + v + " without a bump")
+			up.Git("push", "-q", "-f", lagging.Dir, c1+":refs/heads/main")
+			up.Git("push", "-q", "-f", newer.Dir, c2+":refs/heads/main")
 		}
 	}
 
@@ -223,14 +223,14 @@ func TestAdoptOtherToolsPackagesSwift(t *testing.T) {
 	r := newGitRepo(t)
 	names := []string{"alpha", "beta", "gamma"}
 	for _, n := range names {
-		r.write(chart("charts/"+n, n, "1.2.3"))
+		r.Write(chart("charts/"+n, n, "1.2.3"))
 	}
-	r.commit("charts")
+	r.Commit("charts")
 	h := newHelm(t)
 	pkgDir := t.TempDir()
 	want := map[string]string{}
 	for _, n := range names {
-		h.run("package", filepath.Join(r.dir, "charts", n), "--destination", pkgDir)
+		h.run("package", filepath.Join(r.Dir, "charts", n), "--destination", pkgDir)
 		file := n + "-1.2.3.tgz"
 		b, err := os.ReadFile(filepath.Join(pkgDir, file))
 		if err != nil {
@@ -241,7 +241,7 @@ func TestAdoptOtherToolsPackagesSwift(t *testing.T) {
 		}
 		want[file] = sha(b)
 	}
-	s := newStoreSite(t, r.dir, obj, "")
+	s := newStoreSite(t, r.Dir, obj, "")
 	code, out := s.run("run", "--once")
 	if code != 0 {
 		t.Fatalf("first cycle: exit %d, want 0\n%s", code, out)

@@ -32,9 +32,9 @@ func fixture(t *testing.T) *gitRepo {
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte(content), 0o644)
 	}
-	h.run("package", filepath.Join(src, "dbchart"), "-d", filepath.Join(r.dir, "charts/web/charts"))
+	h.run("package", filepath.Join(src, "dbchart"), "-d", filepath.Join(r.Dir, "charts/web/charts"))
 
-	r.write(merge(
+	r.Write(merge(
 		chart("charts/hello", "hello", "0.1.0"),
 		map[string]string{
 			"common/_helpers.tpl":                 `{{- define "common.name" -}}{{ .Chart.Name }}{{- end -}}`,
@@ -50,7 +50,7 @@ func fixture(t *testing.T) *gitRepo {
 			"charts/worker/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w\ndata:\n  x: {{ include \"lib.hello\" . }}\n",
 		},
 	))
-	r.commit("initial charts")
+	r.Commit("initial charts")
 	return r
 }
 
@@ -136,10 +136,10 @@ func TestNoChangeWritesNothingAndBumpPublishesOne(t *testing.T) {
 
 	// Bump hello; change worker without a bump.
 	time.Sleep(10 * time.Millisecond)
-	r.write(merge(chart("charts/hello", "hello", "0.2.0"), map[string]string{
+	r.Write(merge(chart("charts/hello", "hello", "0.2.0"), map[string]string{
 		"charts/worker/values.yaml": "replicas: 5\n",
 	}))
-	r.commit("bump hello, change worker without a bump")
+	r.Commit("bump hello, change worker without a bump")
 	// The edit without a bump fails worker, every cycle (issue 8); its
 	// published package stays.
 	code, out := s.run("run", "--once")
@@ -210,8 +210,8 @@ func TestBadInputFailsAloneAndNamesTheChart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newGitRepo(t)
-			r.write(merge(chart("charts/ok", "ok", "1.0.0"), tt.files))
-			r.commit(tt.name)
+			r.Write(merge(chart("charts/ok", "ok", "1.0.0"), tt.files))
+			r.Commit(tt.name)
 			s, store := newLocalSite(t, r, "")
 			code, out := s.run("run", "--once")
 			if code != 1 {
@@ -232,8 +232,8 @@ func TestBadInputFailsAloneAndNamesTheChart(t *testing.T) {
 
 func TestUnreadableIndexStopsTheCycle(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s, store := newLocalSite(t, r, "")
 	os.MkdirAll(store, 0o755)
 	bad := []byte("apiVersion: v1\nentries: [this is not\n")
@@ -254,9 +254,9 @@ func TestReproducibleAcrossClonesUmasksAndTime(t *testing.T) {
 	a.mustRun("run", "--once")
 
 	// A second site, a second upstream clone, a later time, another umask.
-	clone := &gitRepo{t: t, dir: t.TempDir()}
-	clone.git("clone", "-q", r.dir, ".")
-	clone.git("checkout", "-q", "-B", "main", "origin/main")
+	clone := newGitRepo(t)
+	clone.Git("fetch", "-q", r.Dir, "main")
+	clone.Git("checkout", "-q", "-B", "main", "FETCH_HEAD")
 	time.Sleep(1100 * time.Millisecond)
 	b, storeB := newLocalSite(t, clone, "")
 	cmd := exec.Command("sh", "-c", `umask 077; exec "$0" "$@"`, binary, "run", "--once", "--config", b.config)
@@ -281,8 +281,8 @@ func TestReproducibleAcrossClonesUmasksAndTime(t *testing.T) {
 
 func TestSecondRunWaitsForTheLock(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s, _ := newLocalSite(t, r, "")
 	os.MkdirAll(s.stateDir, 0o755)
 	f, err := os.OpenFile(filepath.Join(s.stateDir, "chartsync.lock"), os.O_CREATE|os.O_RDWR, 0o644)
@@ -302,8 +302,8 @@ func TestSecondRunWaitsForTheLock(t *testing.T) {
 func TestSignedPackagesVerifyWithHelm(t *testing.T) {
 	secring, pubring := testenv.Keyring(t, "Chart Publisher", "charts@example.org")
 	r := newGitRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	s, store := newLocalSite(t, r, "")
 	cfg, err := os.ReadFile(s.config)
 	if err != nil {
@@ -332,8 +332,8 @@ func TestSignedPackagesVerifyWithHelm(t *testing.T) {
 
 func TestServe(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	s, _ := newLocalSite(t, r, "")
 	s.mustRun("run", "--once")
 	url := startServe(t, s) + "/stable"

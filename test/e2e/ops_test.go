@@ -121,8 +121,8 @@ func TestHungGitServerDoesNotWedgeTheDaemon(t *testing.T) {
 // unreadable it still serves what `run` published.
 func TestServeNeedsOnlyStoreCredentials(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/app", "app", "1.0.0"))
-	r.commit("app")
+	r.Write(chart("charts/app", "app", "1.0.0"))
+	r.Commit("app")
 	s, store := newLocalSite(t, r, "")
 	s.mustRun("run", "--once")
 
@@ -143,7 +143,7 @@ keyring_file = %q
 [store.main]
 type = "local"
 path = %q
-`, filepath.Join(dir, "state"), missing, r.dir, missing, missing, store)
+`, filepath.Join(dir, "state"), missing, r.Dir, missing, missing, store)
 	srv := &site{t: t, config: filepath.Join(dir, "chartsync.toml"), stateDir: filepath.Join(dir, "state")}
 	if err := os.WriteFile(srv.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -172,8 +172,8 @@ path = %q
 // taken out of the config.
 func TestDaemonRemovesTimerModesTextfile(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
 	s, store := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))
 	s.mustRun("run", "--once")
@@ -181,7 +181,7 @@ func TestDaemonRemovesTimerModesTextfile(t *testing.T) {
 		t.Fatalf("run --once wrote no textfile: %v", err)
 	}
 	addr := freeAddr(t)
-	daemonSite := newSite(t, r.dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store),
+	daemonSite := newSite(t, r.Dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store),
 		daemonTOML(addr, "@every 1h", "10s"))
 	// The same state directory: the daemon replaces the timer on this node.
 	daemonSite.stateDir = s.stateDir
@@ -239,11 +239,11 @@ func TestOnceAgainstAHungGitServerTimesOut(t *testing.T) {
 // of the old name (an alert on one of them would otherwise fire forever).
 func TestReloadDeletesTheSeriesOfARemovedRepository(t *testing.T) {
 	r := newGitRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	addr := freeAddr(t)
 	store := filepath.Join(t.TempDir(), "repo")
-	s := newSite(t, r.dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), daemonTOML(addr, "@every 1h", "10s"))
+	s := newSite(t, r.Dir, "", fmt.Sprintf("[store.main]\ntype = \"local\"\npath = %q\n", store), daemonTOML(addr, "@every 1h", "10s"))
 	d := startDaemon(t, s, addr)
 	if v := d.metric("chartsync_index_entries", map[string]string{"repository": "stable"}); v != 1 {
 		t.Fatalf("chartsync_index_entries{repository=\"stable\"} = %v, want 1", v)

@@ -277,7 +277,7 @@ func TestSwiftEndToEnd(t *testing.T) {
 // that a run without change writes nothing and a bump writes one package.
 func endToEnd(t *testing.T, obj objStore, proxy *testenv.Proxy, prefix string) {
 	r := fixture(t)
-	s := newStoreSite(t, r.dir, obj, prefix)
+	s := newStoreSite(t, r.Dir, obj, prefix)
 	out := s.mustRun("run", "--once")
 	if !strings.Contains(out, "published 3, already published 0, failed 0") {
 		t.Errorf("first run summary:\n%s", out)
@@ -333,8 +333,8 @@ func endToEnd(t *testing.T, obj objStore, proxy *testenv.Proxy, prefix string) {
 	}
 
 	// A bump publishes exactly one package and keeps every entry as it was.
-	r.write(chart("charts/hello", "hello", "0.2.0"))
-	r.commit("bump hello")
+	r.Write(chart("charts/hello", "hello", "0.2.0"))
+	r.Commit("bump hello")
 	w0 = writes(proxy)
 	out = s.mustRun("run", "--once")
 	if !strings.Contains(out, "published 1, already published 2, failed 0") {

@@ -20,8 +20,8 @@ func verifyHistory(t *testing.T, r *gitRepo, s *site) []string {
 	var commits []string
 	step := func(files map[string]string, msg string, wantCode int) {
 		t.Helper()
-		r.write(files)
-		commits = append(commits, r.commit(msg))
+		r.Write(files)
+		commits = append(commits, r.Commit(msg))
 		if s == nil {
 			return
 		}
@@ -103,9 +103,9 @@ func TestVerify(t *testing.T) {
 	// index digest: the same files, other bytes.
 	h := newHelm(t)
 	pkgDir := t.TempDir()
-	r.git("checkout", "-q", commits[0])
-	h.run("package", filepath.Join(r.dir, "charts", "beta"), "--destination", pkgDir)
-	r.git("checkout", "-q", "main")
+	r.Git("checkout", "-q", commits[0])
+	h.run("package", filepath.Join(r.Dir, "charts", "beta"), "--destination", pkgDir)
+	r.Git("checkout", "-q", "main")
 	helmBytes, err := os.ReadFile(filepath.Join(pkgDir, "beta-1.0.0.tgz"))
 	if err != nil {
 		t.Fatal(err)

@@ -44,9 +44,9 @@ func tgzNames(t *testing.T, data []byte) []string {
 // a symlink into .git fails its chart alone.
 func TestCase2GitNeverPublished(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart(".", "top", "1.0.0"))
-	r.commit("a chart at the root")
-	r.git("config", "secret.token", "hunter2") // only in this checkout's .git/config
+	r.Write(chart(".", "top", "1.0.0"))
+	r.Commit("a chart at the root")
+	r.Git("config", "secret.token", "hunter2") // only in this checkout's .git/config
 
 	var digests []string
 	for range 2 {
@@ -70,11 +70,11 @@ func TestCase2GitNeverPublished(t *testing.T) {
 	}
 
 	r2 := newRepo(t)
-	r2.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r2.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/dir", "dir", "1.0.0"), map[string]string{"charts/dir/history": "-> ../../.git"},
 		chart("charts/cfg", "cfg", "1.0.0"), map[string]string{"charts/cfg/files/config": "-> ../../../.git/config"},
 	))
-	r2.commit("links into .git")
+	r2.Commit("links into .git")
 	s := newSite(t, r2, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -91,9 +91,9 @@ func TestCase4LongNames(t *testing.T) {
 	fits := strings.Repeat("f", 250-len("-1.0.0.tgz"))
 	long := strings.Repeat("l", 256)
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/fits", fits, "1.0.0"), chart("charts/long", long, "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/fits", fits, "1.0.0"), chart("charts/long", long, "1.0.0"),
 		chart("charts/longver", "v", "1.0.0-"+strings.Repeat("a", 240))))
-	r.commit("long names")
+	r.Commit("long names")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	for run := range 2 {
 		res := s.mustRun(1, "run", "--once")
@@ -126,8 +126,8 @@ func TestCase5Cost(t *testing.T) {
 		files[fmt.Sprintf("fan/l%d/a", i)] = fmt.Sprintf("-> ../l%d", i-1)
 		files[fmt.Sprintf("fan/l%d/b", i)] = fmt.Sprintf("-> ../l%d", i-1)
 	}
-	r.write(files)
-	r.commit("costly charts")
+	r.Write(files)
+	r.Commit("costly charts")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -150,8 +150,8 @@ func TestCase5Cost(t *testing.T) {
 // within seconds, and the lint worker with it.
 func TestCase5SIGTERM(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
-	r.commit("spin")
+	r.Write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
+	r.Commit("spin")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	cmd := exec.Command(binary, "run", "--once", "--config", s.config)
 	var out bytes.Buffer
@@ -218,11 +218,11 @@ const spinTemplate = "{{- range until 100000 }}{{ range until 100000 }}{{ end }}
 // is not rendered again on the next cycle.
 func TestCase6LintBounded(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/hog", "hog", "1.0.0"), map[string]string{"charts/hog/templates/hog.yaml": "{{- range until 30 }}{{ repeat 100000000 \"a\" }}{{ end }}\n"},
 		chart("charts/slow", "slow", "1.0.0"), map[string]string{"charts/slow/templates/slow.yaml": "{{- range until 3000 }}{{ range until 3000 }}{{ end }}{{ end }}\nkind: [ slow and wrong\n"},
 	))
-	r.commit("costly templates")
+	r.Commit("costly templates")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	first := s.mustRun(1, "run", "--once")
 	first.published(t, "charts/ok")
@@ -240,8 +240,8 @@ func TestCase6LintBounded(t *testing.T) {
 
 	// Cycle 2 renders nothing: every verdict comes from the state dir. A
 	// new bump of ok proves the cycle still publishes.
-	r.write(chart("charts/ok", "ok", "1.0.1"))
-	r.commit("bump ok")
+	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Commit("bump ok")
 	second := s.mustRun(1, "run", "--once")
 	second.published(t, "charts/ok")
 	second.failed(t, "charts/hog", "lint", "lint used more than 1024 MiB of memory")
@@ -278,13 +278,13 @@ func TestCase7NoNetwork(t *testing.T) {
 	url := "http://" + l.Addr().String() + "/schema.json"
 	schema := `{"type": "object", "properties": {"replicas": {"$ref": "` + url + `"}}}`
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/ref", "ref", "1.0.0"), map[string]string{"charts/ref/values.schema.json": schema},
 		chart("charts/meta", "meta", "1.0.0"), map[string]string{"charts/meta/values.schema.json": `{"$schema": "` + url + `"}`},
 		chart("charts/sub", "sub", "1.0.0", "dependencies:\n- name: inner\n  version: 1.0.0"), chart("charts/sub/charts/inner", "inner", "1.0.0"),
 		map[string]string{"charts/sub/charts/inner/values.schema.json": schema},
 	))
-	r.commit("remote schemas")
+	r.Commit("remote schemas")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	plan := s.mustRun(1, "plan")
 	for _, w := range []string{`(charts/ref): ref/values.schema.json: "$ref" "` + url + `"`, `(charts/meta): meta/values.schema.json: "$schema" "` + url + `"`,
@@ -308,10 +308,10 @@ func TestCase7NoNetwork(t *testing.T) {
 // clear reason.
 func TestCase14LFSPointers(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/lfs", "lfs", "1.0.0"), map[string]string{
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/lfs", "lfs", "1.0.0"), map[string]string{
 		"charts/lfs/files/blob.bin": "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n",
 	}))
-	r.commit("lfs")
+	r.Commit("lfs")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -324,9 +324,9 @@ func TestCase14LFSPointers(t *testing.T) {
 // reported, naming it, not skipped in silence.
 func TestCase15SymlinkedChartDir(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"), chart("shared/real", "real", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("shared/real", "real", "1.0.0"),
 		map[string]string{"charts/link": "-> ../shared/real"}))
-	r.commit("symlinked chart dir")
+	r.Commit("symlinked chart dir")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -339,8 +339,8 @@ func TestCase15SymlinkedChartDir(t *testing.T) {
 // renders for minutes takes the lint worker with it.
 func TestCase6WorkerDiesWithChartsync(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
-	r.commit("spin")
+	r.Write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
+	r.Commit("spin")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	cmd := exec.Command(binary, "run", "--once", "--config", s.config)
 	if err := cmd.Start(); err != nil {

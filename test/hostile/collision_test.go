@@ -17,8 +17,8 @@ import (
 // every other chart is published; the same on the next cycle.
 func TestFileNameCollisionInGit(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/a-1.0.0", "a-1.0.0", "1.0.0"), chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
-	r.commit("collide")
+	r.Write(merge(chart("charts/a-1.0.0", "a-1.0.0", "1.0.0"), chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
+	r.Commit("collide")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	for cycle := range 2 {
 		res := s.mustRun(1, "run", "--once")
@@ -43,14 +43,14 @@ func TestFileNameCollisionInGit(t *testing.T) {
 // squatter's templates.
 func TestFileNameCollisionWithPublished(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/x", "a-1.0.0", "1.0.0"))
-	r.commit("squat")
+	r.Write(chart("charts/x", "a-1.0.0", "1.0.0"))
+	r.Commit("squat")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once").published(t, "charts/x")
 	before := s.stored()["a-1.0.0-1.0.0.tgz"]
-	r.git("rm", "-r", "-q", "charts/x")
-	r.write(chart("charts/x", "a", "1.0.0-1.0.0"))
-	r.commit("the real chart a in its place")
+	r.Git("rm", "-r", "-q", "charts/x")
+	r.Write(chart("charts/x", "a", "1.0.0-1.0.0"))
+	r.Commit("the real chart a in its place")
 	for range 2 {
 		res := s.mustRun(1, "run", "--once")
 		res.only(t, "charts/x")
@@ -67,15 +67,15 @@ func TestFileNameCollisionWithPublished(t *testing.T) {
 // fails as a conflict and neither is indexed.
 func TestFileNameCollisionInStore(t *testing.T) {
 	other := newRepo(t)
-	other.write(chart("charts/x", "a-1.0.0", "1.0.0"))
-	other.commit("squat")
+	other.Write(chart("charts/x", "a-1.0.0", "1.0.0"))
+	other.Commit("squat")
 	squatter := newSite(t, other, []string{"charts/*"}, "", "")
 	squatter.mustRun(0, "run", "--once")
 	pkg := squatter.stored()["a-1.0.0-1.0.0.tgz"]
 
 	r := newRepo(t)
-	r.write(merge(chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
-	r.commit("real")
+	r.Write(merge(chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
+	r.Commit("real")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	if err := os.MkdirAll(s.store, 0o755); err != nil {
 		t.Fatal(err)
@@ -97,8 +97,8 @@ func TestFileNameCollisionInStore(t *testing.T) {
 // nor makes it MODIFIED.
 func TestIndexURLMatchedExactly(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/bar", "bar", "1.0.0"))
-	r.commit("bar")
+	r.Write(chart("charts/bar", "bar", "1.0.0"))
+	r.Commit("bar")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	if err := os.MkdirAll(s.store, 0o755); err != nil {
 		t.Fatal(err)

@@ -18,11 +18,11 @@ import (
 // fetches into the same repository instead of cloning again.
 func TestGitWindowsReservedNames(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/aux", "aux", "1.0.0"), map[string]string{"charts/aux/templates/con.yaml": "# con\n"},
 		map[string]string{"docs/aux.md": "aux\n", "con.yaml": "con: 1\n", "nul/readme": "nul\n", "COM1.txt": "com1\n"},
 	))
-	r.commit("reserved names")
+	r.Commit("reserved names")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(0, "run", "--once")
 	res.published(t, "charts/ok")
@@ -30,8 +30,8 @@ func TestGitWindowsReservedNames(t *testing.T) {
 	res.only(t, "charts/ok", "charts/aux")
 	repo := stateRepo(t, s)
 
-	r.write(chart("charts/ok", "ok", "1.0.1"))
-	r.commit("bump")
+	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Commit("bump")
 	res = s.mustRun(0, "run", "--once")
 	res.published(t, "charts/ok")
 	if !os.SameFile(repo, stateRepo(t, s)) {
@@ -47,8 +47,8 @@ func TestGitWindowsReservedNames(t *testing.T) {
 // make a cycle clone again.
 func TestGitCraftedTreeEntries(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"), map[string]string{"README.md": "hi\n"}))
-	r.commit("good")
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), map[string]string{"README.md": "hi\n"}))
+	r.Commit("good")
 	config := gitStdin(t, r, "[core]\n\tfsmonitor = touch /tmp/owned\n", "hash-object", "-w", "--stdin")
 	dotgit := rawTree(t, r, "100644 config "+config)
 	link := gitStdin(t, r, "README.md", "hash-object", "-w", "--stdin")
@@ -64,7 +64,7 @@ func TestGitCraftedTreeEntries(t *testing.T) {
 	root := rawTree(t, r, append(entries,
 		"40000 .git "+dotgit, "100644 GIT~1 "+config, "120000 dup "+link, "40000 dup "+dotgit)...)
 	commit := gitStdin(t, r, "", "commit-tree", root, "-p", "HEAD", "-m", "crafted")
-	r.git("update-ref", "refs/heads/main", commit)
+	r.Git("update-ref", "refs/heads/main", commit)
 
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(0, "run", "--once")
@@ -91,12 +91,12 @@ func TestGitCraftedTreeEntries(t *testing.T) {
 // the repository is closed to group and others.
 func TestGitStateDirPrivate(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once")
-	r.write(chart("charts/ok", "ok", "1.0.1"))
-	r.commit("two")
+	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Commit("two")
 	s.mustRun(0, "run", "--once")
 	err := filepath.WalkDir(filepath.Join(s.stateDir, "git"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -130,9 +130,9 @@ func stateRepo(t *testing.T, s *site) os.FileInfo {
 func gitStdin(t *testing.T, r *gitRepo, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
+	cmd.Dir = r.Dir
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org", "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.dir)
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org", "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.Dir)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	if err != nil {
@@ -185,18 +185,18 @@ func TestGitLargeFile(t *testing.T) {
 	}
 	const limit = 250 << 20 // a 300 MiB object held whole would exceed it
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	writeBig(t, filepath.Join(r.dir, "assets/big1.bin"), "one")
-	r.commit("large file")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	writeBig(t, filepath.Join(r.Dir, "assets/big1.bin"), "one")
+	r.Commit("large file")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(0, "run", "--once")
 	res.published(t, "charts/ok")
 	if res.maxRSS > limit {
 		t.Errorf("first cycle (clone): peak RSS %d MiB, want <= %d", res.maxRSS>>20, limit>>20)
 	}
-	writeBig(t, filepath.Join(r.dir, "assets/big2.bin"), "two")
-	r.write(chart("charts/ok", "ok", "1.0.1"))
-	r.commit("another large file")
+	writeBig(t, filepath.Join(r.Dir, "assets/big2.bin"), "two")
+	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Commit("another large file")
 	res = s.mustRun(0, "run", "--once")
 	res.published(t, "charts/ok")
 	if res.maxRSS > limit {

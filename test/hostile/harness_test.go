@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/repo"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 var binary string // the chartsync binary under test
@@ -39,63 +41,9 @@ func TestMain(m *testing.M) {
 }
 
 // gitRepo is an upstream repository of charts, written by the attacker.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
+type gitRepo = testenv.GitRepo
 
-func newRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-// git runs git in the repository and returns its trimmed output.
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = r.dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
-		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org",
-		"GIT_CONFIG_NOSYSTEM=1", "HOME="+r.dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// write creates files (slash-separated path -> content) in the work tree. A
-// content starting with "-> " makes a symlink to the rest.
-func (r *gitRepo) write(files map[string]string) {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		os.Remove(p)
-		var err error
-		if target, ok := strings.CutPrefix(content, "-> "); ok {
-			err = os.Symlink(target, p)
-		} else {
-			err = os.WriteFile(p, []byte(content), 0o644)
-		}
-		if err != nil {
-			r.t.Fatal(err)
-		}
-	}
-}
-
-// commit commits everything in the work tree and returns the commit id.
-func (r *gitRepo) commit(msg string) string {
-	r.t.Helper()
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
+func newRepo(t *testing.T) *gitRepo { return testenv.NewGitRepo(t) }
 
 // chart returns the files of a small valid chart in dir; extra lines are
 // appended to its Chart.yaml.
@@ -151,7 +99,7 @@ store = "main"
 [store.main]
 type = "local"
 path = %q
-`, s.stateDir, extra, r.dir, strings.Join(quoted, ", "), repoExtra, s.store)
+`, s.stateDir, extra, r.Dir, strings.Join(quoted, ", "), repoExtra, s.store)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

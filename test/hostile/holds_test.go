@@ -36,12 +36,12 @@ func tgz(t *testing.T, entries ...[2]string) string {
 // the bad one is stored.
 func TestEscapingSymlinks(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/abs", "abs", "1.0.0"), map[string]string{"charts/abs/templates/passwd.yaml": "-> /etc/passwd"},
 		chart("charts/rel", "rel", "1.0.0"), map[string]string{"charts/rel/files": "-> ../../../../../../../../etc"},
 		chart("charts/chartfile", "chartfile", "1.0.0"), map[string]string{"charts/chartfile/Chart.yaml": "-> /etc/hostname"},
 	))
-	r.commit("escaping symlinks")
+	r.Commit("escaping symlinks")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -57,12 +57,12 @@ func TestEscapingSymlinks(t *testing.T) {
 // each other fail their charts alone.
 func TestSymlinkLoops(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/up", "up", "1.0.0"), map[string]string{"charts/up/templates/again": "-> .."},
 		chart("charts/pair", "pair", "1.0.0"), map[string]string{"charts/pair/a": "-> b", "charts/pair/b": "-> a"},
 		chart("charts/self", "self", "1.0.0"), map[string]string{"charts/self/me": "-> me"},
 	))
-	r.commit("loops")
+	r.Commit("loops")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -87,11 +87,11 @@ func TestTarTraversalInVendoredTgz(t *testing.T) {
 	abs := tgz(t,
 		[2]string{"/sub/Chart.yaml", "apiVersion: v2\nname: sub\nversion: 1.0.0\n"},
 	)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/dotdot", "dotdot", "1.0.0", "dependencies:\n- name: sub\n  version: 1.0.0"), map[string]string{"charts/dotdot/charts/sub-1.0.0.tgz": evil},
 		chart("charts/abs", "abs", "1.0.0", "dependencies:\n- name: sub\n  version: 1.0.0"), map[string]string{"charts/abs/charts/sub-1.0.0.tgz": abs},
 	))
-	r.commit("tar traversal")
+	r.Commit("tar traversal")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -121,10 +121,10 @@ func TestGzipBomb(t *testing.T) {
 	t.Logf("bomb: %d bytes compressed, %d inflated", buf.Len(), size)
 
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/boom", "boom", "1.0.0", "dependencies:\n- name: bomb\n  version: 1.0.0"), map[string]string{"charts/boom/charts/bomb-1.0.0.tgz": buf.String()},
 	))
-	r.commit("gzip bomb")
+	r.Commit("gzip bomb")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -164,11 +164,11 @@ func laughs(key string) string {
 // their charts alone, fast and in bounded memory.
 func TestYAMLBombs(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		map[string]string{"charts/chartbomb/Chart.yaml": "apiVersion: v2\nname: chartbomb\nversion: 1.0.0\n" + laughs("keywords")},
 		chart("charts/valuesbomb", "valuesbomb", "1.0.0"), map[string]string{"charts/valuesbomb/values.yaml": laughs("x")},
 	))
-	r.commit("yaml bombs")
+	r.Commit("yaml bombs")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")
@@ -186,7 +186,7 @@ func TestYAMLBombs(t *testing.T) {
 // and non-semver versions fail their charts alone.
 func TestBadNames(t *testing.T) {
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
 		chart("charts/slash", "../../etc/evil", "1.0.0"),
 		chart("charts/dots", "a..b", "1.0.0"),
 		chart("charts/bool", "y", "1.0.0"),
@@ -195,7 +195,7 @@ func TestBadNames(t *testing.T) {
 		chart("charts/semver", "semver", "v1.0.0"),
 		chart("charts/slashver", "slashver", "1.0.0-a/b"),
 	))
-	r.commit("bad names")
+	r.Commit("bad names")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	res := s.mustRun(1, "run", "--once")
 	res.published(t, "charts/ok")

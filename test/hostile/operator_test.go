@@ -98,8 +98,8 @@ timeout = "5s"
 // never show a file of the state dir, the config or the system.
 func TestServeRefusesTraversal(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("ok")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("ok")
 	s := newSite(t, r, []string{"charts/*"}, "", `prefix = "stable"`)
 	s.mustRun(0, "run", "--once")
 	if err := os.WriteFile(filepath.Join(s.store, "secret.txt"), []byte("outside the repository prefix"), 0o644); err != nil {
@@ -170,9 +170,9 @@ func TestKillAtAnyWrite(t *testing.T) {
 	const charts = 12
 	r := newRepo(t)
 	for i := range charts {
-		r.write(chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
+		r.Write(chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
 	}
-	r.commit("charts")
+	r.Commit("charts")
 	var all []string
 	for i := range charts {
 		all = append(all, fmt.Sprintf("c%02d-1.0.0", i))

@@ -101,8 +101,8 @@ func (d *daemonProc) metricLine(prefix string) bool {
 // timeout (5 s).
 func TestCase10IdleConnectionsAreBounded(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	addr := freeAddr(t)
 	s := newSite(t, r, []string{"charts/*"}, "schedule = \"@every 1h\"\n[http]\nlisten = \""+addr+"\"\n", "")
 	d := startDaemon(t, s, addr)
@@ -134,8 +134,8 @@ func TestCase10IdleConnectionsAreBounded(t *testing.T) {
 		}
 	}
 	// A cycle still runs and succeeds (git and the store need descriptors).
-	r.write(chart("charts/b", "b", "1.0.0"))
-	r.commit("b")
+	r.Write(chart("charts/b", "b", "1.0.0"))
+	r.Commit("b")
 	if code, body := d.do("POST", "/sync", ""); code != http.StatusAccepted {
 		t.Fatalf("POST /sync: %d %s", code, body)
 	}
@@ -163,8 +163,8 @@ func TestCase10IdleConnectionsAreBounded(t *testing.T) {
 // .git/config would keep it).
 func TestCase11CredentialsInTheGitURLAreRefused(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	for _, u := range []string{
 		"https://alice:S3C/RET@127.0.0.1:1/charts.git",
 		"https://alice:S3C#RET@127.0.0.1:1/charts.git",
@@ -175,7 +175,7 @@ func TestCase11CredentialsInTheGitURLAreRefused(t *testing.T) {
 	} {
 		s := newSite(t, r, []string{"charts/*"}, "", "")
 		cfg, _ := os.ReadFile(s.config)
-		os.WriteFile(s.config, []byte(strings.Replace(string(cfg), fmt.Sprintf("url = %q", r.dir), fmt.Sprintf("url = %q", u), 1)), 0o644)
+		os.WriteFile(s.config, []byte(strings.Replace(string(cfg), fmt.Sprintf("url = %q", r.Dir), fmt.Sprintf("url = %q", u), 1)), 0o644)
 		for _, args := range [][]string{{"check-config"}, {"run", "--once"}, {"plan"}, {"run"}} {
 			res := s.run(args...)
 			if res.code != 2 {
@@ -202,8 +202,8 @@ func TestCase11CredentialsInTheGitURLAreRefused(t *testing.T) {
 // reload shows in chartsync_config_last_reload_successful).
 func TestCase13EmptySyncTokenFileIsRefused(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	tokenFile := filepath.Join(t.TempDir(), "sync-token")
 	addr := freeAddr(t)
 	s := newSite(t, r, []string{"charts/*"},
@@ -236,8 +236,8 @@ func TestCase13EmptySyncTokenFileIsRefused(t *testing.T) {
 // duplicate-location check; a refused one publishes nothing anywhere.
 func TestCase16PrefixesAreNormalisedOrRefused(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/a", "a", "1.0.0"))
-	r.commit("a")
+	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Commit("a")
 	for prefix, why := range map[string]string{
 		"./stable": `prefix "./stable": "." segments are not allowed`,
 		"a//b":     `prefix "a//b": empty path segment`,

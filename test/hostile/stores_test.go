@@ -33,8 +33,8 @@ import (
 func TestCase4LongNameFailsAloneEveryCycle(t *testing.T) {
 	long := strings.Repeat("a", 250)
 	r := newRepo(t)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/long", long, "1.0.0")))
-	r.commit("a name no file system holds")
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/long", long, "1.0.0")))
+	r.Commit("a name no file system holds")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	for cycle := range 2 {
 		res := s.mustRun(1, "run", "--once")
@@ -72,8 +72,8 @@ func sparse(t *testing.T, name string, size int64) {
 // not touched.
 func TestCase8IndexAboveLimitRefusedUnread(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	index := filepath.Join(s.store, "index.yaml")
 	sparse(t, index, 200<<20)
@@ -102,9 +102,9 @@ func TestCase8LargeObjectsInTheStore(t *testing.T) {
 	r := newRepo(t)
 	random := make([]byte, 600<<10)
 	rand.Read(random)
-	r.write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/big", "big", "1.0.0"),
+	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/big", "big", "1.0.0"),
 		map[string]string{"charts/big/files/blob.bin": string(random)}))
-	r.commit("a chart with a large file")
+	r.Commit("a chart with a large file")
 	s := newSite(t, r, []string{"charts/*"}, "", `max_package_size = "512KiB"`)
 	sparse(t, filepath.Join(s.store, "huge-1.0.0.tgz"), 1<<30)
 	for cycle := range 2 {
@@ -181,8 +181,8 @@ func peakRSS(t *testing.T, pid int) int64 {
 // the object (it held whole objects: 6.5 GB for three).
 func TestCase8ServeStreamsToSlowClients(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once")
 	const size = 1 << 30
@@ -261,8 +261,8 @@ generated: 2020-01-01T00:00:00Z
 	for format, index := range foreign {
 		t.Run(format, func(t *testing.T) {
 			r := newRepo(t)
-			r.write(chart("charts/ok", "ok", "1.0.0"))
-			r.commit("one chart")
+			r.Write(chart("charts/ok", "ok", "1.0.0"))
+			r.Commit("one chart")
 			s := newSite(t, r, []string{"charts/*"}, "", "")
 			if err := os.MkdirAll(s.store, 0o755); err != nil {
 				t.Fatal(err)
@@ -309,8 +309,8 @@ generated: 2020-01-01T00:00:00Z
 // the cycle succeeds, with a warning naming the file in the state dir.
 func TestCase17DigestCacheUnsavable(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	// A file where the cache's directory belongs: saving fails as on a
 	// read-only or full state dir, even for root.
@@ -342,8 +342,8 @@ func TestCase17DigestCacheUnsavable(t *testing.T) {
 // at debug level, never a 502 or an ERROR.
 func TestCase19ServeMalformedPath(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once")
 	url, _, log := s.serve(t)
@@ -378,8 +378,8 @@ func TestCase19ServeMalformedPath(t *testing.T) {
 // them) is removed by the next run.
 func TestCase20NoTemporaryFilesServed(t *testing.T) {
 	r := newRepo(t)
-	r.write(chart("charts/ok", "ok", "1.0.0"))
-	r.commit("one chart")
+	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	// What kill -9 at a write leaves: a partial temporary file, older than
 	// a minute (a live writer's file is newer, and locked).

@@ -1,0 +1,75 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// GitRepo is a git repository made in a test's temporary directory and
+// driven with the git CLI, with a fixed identity and no user or system
+// configuration: the upstream repository tests publish from.
+type GitRepo struct {
+	t   testing.TB
+	Dir string
+}
+
+// NewGitRepo makes an empty repository whose branch is "main"; initArgs
+// go to git init (e.g. "--bare").
+func NewGitRepo(t testing.TB, initArgs ...string) *GitRepo {
+	t.Helper()
+	r := &GitRepo{t: t, Dir: t.TempDir()}
+	r.Git(append([]string{"init", "-q", "-b", "main"}, initArgs...)...)
+	return r
+}
+
+// Git runs git in the repository and returns its trimmed output; a failure
+// fails the test.
+func (r *GitRepo) Git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command(Tool(r.t, "git"), args...)
+	cmd.Dir = r.Dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=test", "GIT_AUTHOR_EMAIL=test@example.org",
+		"GIT_COMMITTER_NAME=test", "GIT_COMMITTER_EMAIL=test@example.org",
+		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "HOME="+r.Dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Write creates files (slash-separated path -> content) in the work tree,
+// replacing what is there. A content starting with "-> " makes a symlink
+// to the rest.
+func (r *GitRepo) Write(files map[string]string) {
+	r.t.Helper()
+	for name, content := range files {
+		p := filepath.Join(r.Dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		os.Remove(p)
+		var err error
+		if target, ok := strings.CutPrefix(content, "-> "); ok {
+			err = os.Symlink(target, p)
+		} else {
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// Commit commits everything in the work tree (an empty commit if nothing
+// changed) and returns the commit id.
+func (r *GitRepo) Commit(msg string) string {
+	r.t.Helper()
+	r.Git("add", "-A")
+	r.Git("commit", "-q", "--allow-empty", "-m", msg)
+	return r.Git("rev-parse", "HEAD")
+}
