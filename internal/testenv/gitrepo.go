@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,4 +73,26 @@ func (r *GitRepo) Commit(msg string) string {
 	r.Git("add", "-A")
 	r.Git("commit", "-q", "--allow-empty", "-m", msg)
 	return r.Git("rev-parse", "HEAD")
+}
+
+// MainWithBinary is TestMain for tests that drive the chartsync binary: it
+// builds cmd/chartsync into a temporary directory, sets *binary to its
+// path, runs the tests as Run does (servers are stopped at the end) and
+// exits.
+func MainWithBinary(m *testing.M, binary *string) {
+	dir, err := os.MkdirTemp("", "chartsync-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*binary = filepath.Join(dir, "chartsync")
+	build := exec.Command("go", "build", "-o", *binary, "github.com/chartsync/chartsync/cmd/chartsync")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build chartsync:", err)
+		os.Exit(1)
+	}
+	code := Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }

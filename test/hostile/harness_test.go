@@ -22,23 +22,7 @@ import (
 
 var binary string // the chartsync binary under test
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chartsync-hostile-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "chartsync")
-	build := exec.Command("go", "build", "-o", binary, "github.com/chartsync/chartsync/cmd/chartsync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build chartsync:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithBinary(m, &binary) }
 
 // gitRepo is an upstream repository of charts, written by the attacker.
 type gitRepo = testenv.GitRepo
