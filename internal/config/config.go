@@ -81,8 +81,9 @@ type Repository struct {
 	// (0: the publisher's defaults, 64 MiB and 20 MiB).
 	MaxIndexSize   ByteSize `toml:"max_index_size"`
 	MaxPackageSize ByteSize `toml:"max_package_size"`
-	// IndexFormat is how index.yaml is written: "yaml" (the default) or
-	// "json" (helm reads both; JSON parses about 6 times faster).
+	// IndexFormat is how index.yaml is written: "yaml" or "json" (helm
+	// reads both; JSON parses about 6 times faster). Unset, an existing
+	// index keeps its format and a new one is YAML.
 	IndexFormat string `toml:"index_format"`
 }
 
@@ -217,9 +218,6 @@ func parse(b []byte, dir string) (*Config, error) {
 		r := &c.Repositories[i]
 		if r.Lint == "" {
 			r.Lint = "strict"
-		}
-		if r.IndexFormat == "" {
-			r.IndexFormat = "yaml"
 		}
 		r.Prefix = strings.Trim(r.Prefix, "/")
 		abs(&r.KeyringFile)
@@ -401,7 +399,7 @@ func (c *Config) Validate() error {
 		if r.Lint != "strict" && r.Lint != "warn" {
 			add("%s: lint %q: must be \"strict\" or \"warn\"", where, r.Lint)
 		}
-		if r.IndexFormat != "yaml" && r.IndexFormat != "json" {
+		if r.IndexFormat != "" && r.IndexFormat != "yaml" && r.IndexFormat != "json" {
 			add("%s: index_format %q: must be \"yaml\" or \"json\"", where, r.IndexFormat)
 		}
 		if r.MaxIndexSize < 0 || r.MaxPackageSize < 0 {
