@@ -171,10 +171,12 @@ func (s *SwiftServer) start() error {
 		s.Stop()
 		return err
 	}
-	// The proxy is healthy before it can reach memcached; wait for a token.
+	// The proxy is healthy before it can reach memcached, and after a
+	// restart the account and container servers may refuse the first
+	// requests: wait until a token works for a container write.
 	deadline := time.Now().Add(swiftStart)
 	for {
-		_, _, err := s.auth(context.Background())
+		err := s.ready(context.Background())
 		if err == nil {
 			return nil
 		}
@@ -232,6 +234,27 @@ func (s *SwiftServer) NewContainer(t testing.TB) string {
 		t.Fatalf("testenv: create container %s: %s", name, resp.Status)
 	}
 	return name
+}
+
+// ready authenticates and creates (or finds) a probe container: the whole
+// path from the proxy to the container server answers.
+func (s *SwiftServer) ready(ctx context.Context) error {
+	storageURL, token, err := s.auth(ctx)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, storageURL+"/testenv-ready", nil)
+	req.Header.Set("X-Auth-Token", token)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("probe container: %s", resp.Status)
+	}
+	return nil
 }
 
 // auth gets a storage URL and token from tempauth.
