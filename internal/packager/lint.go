@@ -23,6 +23,8 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // Verdict is what helm's linter said of one package: its error-severity and
@@ -314,19 +316,8 @@ func (l *Linter) store(key string, v Verdict) {
 	if l.Dir == "" {
 		return
 	}
-	data, err := json.Marshal(v)
-	if err != nil || os.MkdirAll(l.Dir, 0o700) != nil {
-		return
-	}
-	f, err := os.CreateTemp(l.Dir, ".tmp-*")
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil || os.Rename(f.Name(), filepath.Join(l.Dir, key+".json")) != nil {
-		os.Remove(f.Name())
-	}
+	// The cache only saves work: a verdict not written is linted again.
+	_ = statefile.WriteJSON(filepath.Join(l.Dir, key+".json"), v)
 }
 
 // lintArchive unpacks the package data into a temporary directory and runs

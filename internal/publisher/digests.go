@@ -2,12 +2,11 @@ package publisher
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // DigestCache remembers the sha256 of stored objects by key and store
@@ -98,18 +97,7 @@ func (c *DigestCache) Save() error {
 	if c.file == "" || !c.dirty {
 		return nil
 	}
-	b, err := json.Marshal(c.m)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(c.file), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("save digest cache: %w", err)
-	}
-	tmp := c.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("save digest cache: %w", err)
-	}
-	if err := os.Rename(tmp, c.file); err != nil {
+	if err := statefile.WriteJSON(c.file, c.m); err != nil {
 		return fmt.Errorf("save digest cache: %w", err)
 	}
 	c.dirty = false

@@ -6,14 +6,15 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // indexSnapshot is a parsed index as the index cache keeps it: what
@@ -191,37 +192,22 @@ func loadIndexCache(file, where, version string) *Index {
 // saveIndexCache writes idx, as parsed from version of the index at where,
 // to file, atomically.
 func saveIndexCache(file, where, version string, idx *Index) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return fmt.Errorf("save index cache: %w", err)
-	}
-	tmp := file + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("save index cache: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	enc := gob.NewEncoder(w)
 	snap := idx.snapshot(where, version)
-	head := *snap
-	head.Entries, head.Ord, head.JSONEntry, head.Charts = nil, nil, nil, len(snap.Entries)
-	err = enc.Encode(&head)
-	for name, cvs := range snap.Entries {
-		if err != nil {
-			break
+	err := statefile.Write(file, func(w io.Writer) error {
+		enc := gob.NewEncoder(w)
+		head := *snap
+		head.Entries, head.Ord, head.JSONEntry, head.Charts = nil, nil, nil, len(snap.Entries)
+		if err := enc.Encode(&head); err != nil {
+			return err
 		}
-		err = enc.Encode(&chartSnap{Name: name, Entries: cvs, Ord: snap.Ord[name], JSON: snap.JSONEntry[name]})
-	}
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, file)
-	}
+		for name, cvs := range snap.Entries {
+			if err := enc.Encode(&chartSnap{Name: name, Entries: cvs, Ord: snap.Ord[name], JSON: snap.JSONEntry[name]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("save index cache: %w", err)
 	}
 	return nil

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // Memory is what a publisher remembers of a repository across cycles:
@@ -102,18 +103,7 @@ func (m *Memory) Save() error {
 	if m.file == "" || !m.dirty {
 		return nil
 	}
-	b, err := json.Marshal(m.m)
-	if err != nil {
-		return fmt.Errorf("save publisher memory: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(m.file), 0o755); err != nil {
-		return fmt.Errorf("save publisher memory: %w", err)
-	}
-	tmp := m.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("save publisher memory: %w", err)
-	}
-	if err := os.Rename(tmp, m.file); err != nil {
+	if err := statefile.WriteJSON(m.file, m.m); err != nil {
 		return fmt.Errorf("save publisher memory: %w", err)
 	}
 	m.dirty = false

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // buildCache remembers the digest of chart builds by what they were built
@@ -76,18 +77,7 @@ func (c *buildCache) save() error {
 			delete(c.Builds, k)
 		}
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(c.file), 0o755); err != nil {
-		return fmt.Errorf("save build cache: %w", err)
-	}
-	tmp := c.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("save build cache: %w", err)
-	}
-	if err := os.Rename(tmp, c.file); err != nil {
+	if err := statefile.WriteJSON(c.file, c); err != nil {
 		return fmt.Errorf("save build cache: %w", err)
 	}
 	c.used, c.dirty = map[string]bool{}, false

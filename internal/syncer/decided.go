@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 
 	"github.com/chartsync/chartsync/internal/config"
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // decisions remembers, in the state dir, what the last good cycle of each
@@ -123,18 +123,7 @@ func (d *decisions) save() error {
 	if !d.dirty {
 		return nil
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(d.file), 0o750); err != nil {
-		return fmt.Errorf("save decisions: %w", err)
-	}
-	tmp := d.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
-		return fmt.Errorf("save decisions: %w", err)
-	}
-	if err := os.Rename(tmp, d.file); err != nil {
+	if err := statefile.WriteJSON(d.file, d); err != nil {
 		return fmt.Errorf("save decisions: %w", err)
 	}
 	d.dirty = false

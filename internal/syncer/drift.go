@@ -3,11 +3,11 @@ package syncer
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/chartsync/chartsync/internal/publisher"
+	"github.com/chartsync/chartsync/internal/statefile"
 )
 
 // Drift is a chart version in the index whose build at the cycle's commit
@@ -83,27 +83,8 @@ func (s *Syncer) drift(repository, commit string, ds []Drift, failed map[string]
 			log.Warn("drift: the indexed package holds the same files as this commit's build but other bytes: it was not built by chartsync")
 		}
 	}
-	if err := saveJSON(file, now); err != nil {
+	if err := statefile.WriteJSON(file, now); err != nil {
 		s.log.Warn("remember drift", "repository", repository, "err", err)
 	}
 	return ds
-}
-
-// saveJSON writes v to file through a temporary file and a rename.
-func saveJSON(file string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", file, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(file), err)
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, file); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	return nil
 }
