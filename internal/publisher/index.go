@@ -13,7 +13,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/repo"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -47,8 +46,8 @@ func (c Config) maxPackageSize() int64 {
 	return DefaultMaxPackageSize
 }
 
-// Index is a repository's index.yaml: helm's IndexFile, plus the document
-// it was read from, so that writing it back loses nothing.
+// Index is a repository's index.yaml: its IndexFile, plus the document it
+// was read from, so that writing it back loses nothing.
 //
 // The promise: Marshal writes every entry that was read exactly as it was
 // read (fields helm does not know, comments, and the text of every scalar
@@ -68,17 +67,17 @@ func (c Config) maxPackageSize() int64 {
 // from, is parsed again at write time and re-encoded node by node, its
 // aliases expanded.
 type Index struct {
-	*repo.IndexFile
+	*IndexFile
 
 	json bool // read from JSON: write JSON
 	// YAML source, the ordinal of each entry read in it, and where new
 	// entries go (nil: the source is not laid out as helm writes).
 	src    []byte
-	ord    map[*repo.ChartVersion]int
+	ord    map[*ChartVersion]int
 	layout *yamlLayout
 	// JSON source: the top-level members in order, and each entry read.
 	jsonTop   []jsonMember
-	jsonEntry map[*repo.ChartVersion]json.RawMessage
+	jsonEntry map[*ChartVersion]json.RawMessage
 	// format to write ("yaml", "json"); "": the format read.
 	format string
 }
@@ -125,8 +124,12 @@ type jsonMember struct {
 
 // NewIndex returns an empty index, written as YAML.
 func NewIndex() *Index {
-	return &Index{IndexFile: repo.NewIndexFile()}
+	return &Index{IndexFile: NewIndexFile()}
 }
+
+// ErrNoAPIVersion is returned by ParseIndex for an index without an
+// apiVersion, with helm's message for it.
+var ErrNoAPIVersion = errors.New("no API version specified")
 
 // ParseIndex reads an index.yaml the way helm does (JSON or YAML,
 // apiVersion required) and keeps its source for Marshal. It drops only
@@ -148,10 +151,10 @@ func ParseIndex(b []byte) (*Index, error) {
 		return nil, err
 	}
 	if idx.APIVersion == "" {
-		return nil, repo.ErrNoAPIVersion
+		return nil, ErrNoAPIVersion
 	}
 	if idx.Entries == nil {
-		idx.Entries = map[string]repo.ChartVersions{}
+		idx.Entries = map[string]ChartVersions{}
 	}
 	for _, cvs := range idx.Entries {
 		for _, cv := range cvs {
@@ -164,7 +167,7 @@ func ParseIndex(b []byte) (*Index, error) {
 }
 
 func parseJSONIndex(b []byte) (*Index, error) {
-	idx := &Index{IndexFile: &repo.IndexFile{}, json: true, jsonEntry: map[*repo.ChartVersion]json.RawMessage{}}
+	idx := &Index{IndexFile: &IndexFile{}, json: true, jsonEntry: map[*ChartVersion]json.RawMessage{}}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -191,13 +194,13 @@ func parseJSONIndex(b []byte) (*Index, error) {
 		if err := json.Unmarshal(val, &raw); err != nil {
 			return nil, fmt.Errorf("entries: %w", err)
 		}
-		idx.Entries = make(map[string]repo.ChartVersions, len(raw))
+		idx.Entries = make(map[string]ChartVersions, len(raw))
 		for name, items := range raw {
 			for i, item := range items {
 				if bytes.Equal(bytes.TrimSpace(item), []byte("null")) {
 					continue
 				}
-				cv := &repo.ChartVersion{}
+				cv := &ChartVersion{}
 				if err := json.Unmarshal(item, cv); err != nil {
 					return nil, fmt.Errorf("entries: %s[%d]: %w", name, i, err)
 				}
@@ -240,7 +243,7 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	}
 	top := doc.Content[0]
 	c := &converter{budget: 2*len(b) + 1024}
-	idx := &Index{IndexFile: &repo.IndexFile{}, src: b, ord: map[*repo.ChartVersion]int{}}
+	idx := &Index{IndexFile: &IndexFile{}, src: b, ord: map[*ChartVersion]int{}}
 
 	// Every top-level field but entries, converted to JSON as helm's
 	// reader (sigs.k8s.io/yaml) does, except that a scalar bound for a
@@ -258,13 +261,13 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	if err := json.Unmarshal(js, idx.IndexFile); err != nil {
 		return nil, err
 	}
-	idx.Entries = map[string]repo.ChartVersions{}
+	idx.Entries = map[string]ChartVersions{}
 	err = walkEntries(top, func(name string, k int, item *yaml.Node) error {
 		js, err := c.json(nil, item, typeChartVersion)
 		if err != nil {
 			return fmt.Errorf("entries: %s: %w", name, err)
 		}
-		cv := &repo.ChartVersion{}
+		cv := &ChartVersion{}
 		if err := json.Unmarshal(js, cv); err != nil {
 			return fmt.Errorf("entries: %s: %w", name, err)
 		}
@@ -508,8 +511,8 @@ func (idx *Index) keepsAllRead() bool {
 }
 
 // added returns the entries of chart name that were not read.
-func (idx *Index) added(name string) []*repo.ChartVersion {
-	var out []*repo.ChartVersion
+func (idx *Index) added(name string) []*ChartVersion {
+	var out []*ChartVersion
 	for _, cv := range idx.Entries[name] {
 		if _, ok := idx.ord[cv]; !ok {
 			out = append(out, cv)
@@ -600,7 +603,7 @@ func hoist(lines [][]byte, at, floor int) int {
 
 // helmItems writes entries as helm does, as items of a block sequence
 // whose "-" is at column dashCol.
-func helmItems(cvs []*repo.ChartVersion, dashCol int) ([]byte, error) {
+func helmItems(cvs []*ChartVersion, dashCol int) ([]byte, error) {
 	var out []byte
 	indent := strings.Repeat(" ", dashCol-1)
 	for _, cv := range cvs {
@@ -819,7 +822,7 @@ func helmNode(v any) (*yaml.Node, error) {
 
 // Lookup returns idx's entry for exactly (name, version), or nil. (helm's
 // IndexFile.Has takes version as a semver constraint.)
-func Lookup(idx *Index, name, version string) *repo.ChartVersion {
+func Lookup(idx *Index, name, version string) *ChartVersion {
 	for _, cv := range idx.Entries[name] {
 		if cv.Version == version {
 			return cv
@@ -838,8 +841,8 @@ func Entries(idx *Index) int {
 }
 
 var (
-	typeIndexFile    = reflect.TypeFor[repo.IndexFile]()
-	typeChartVersion = reflect.TypeFor[repo.ChartVersion]()
+	typeIndexFile    = reflect.TypeFor[IndexFile]()
+	typeChartVersion = reflect.TypeFor[ChartVersion]()
 	typeTime         = reflect.TypeFor[time.Time]()
 )
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 	"github.com/chartsync/chartsync/internal/statefile"
@@ -31,7 +30,7 @@ type indexSnapshot struct {
 	PublicKeys  []string
 	Annotations map[string]string
 	ServerInfo  map[string]any
-	Entries     map[string][]*repo.ChartVersion
+	Entries     map[string][]*ChartVersion
 
 	JSON bool
 	// YAML: the source, each entry's ordinal in it, and its layout.
@@ -50,7 +49,7 @@ type indexSnapshot struct {
 // chartSnap is one chart's part of Entries, Ord and JSONEntry.
 type chartSnap struct {
 	Name    string
-	Entries []*repo.ChartVersion
+	Entries []*ChartVersion
 	Ord     []int
 	JSON    [][]byte
 }
@@ -76,7 +75,7 @@ func (idx *Index) snapshot(where, version string) *indexSnapshot {
 	s := &indexSnapshot{Where: where, Version: version,
 		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
 		Annotations: idx.Annotations, ServerInfo: idx.ServerInfo,
-		Entries: map[string][]*repo.ChartVersion{}, JSON: idx.json, Src: idx.src}
+		Entries: map[string][]*ChartVersion{}, JSON: idx.json, Src: idx.src}
 	for name, cvs := range idx.Entries {
 		s.Entries[name] = cvs
 	}
@@ -118,9 +117,9 @@ func (idx *Index) snapshot(where, version string) *indexSnapshot {
 
 // index rebuilds the Index the snapshot was taken of.
 func (s *indexSnapshot) index() *Index {
-	idx := &Index{IndexFile: &repo.IndexFile{APIVersion: s.APIVersion, Generated: s.Generated,
+	idx := &Index{IndexFile: &IndexFile{APIVersion: s.APIVersion, Generated: s.Generated,
 		PublicKeys: s.PublicKeys, Annotations: s.Annotations, ServerInfo: s.ServerInfo,
-		Entries: make(map[string]repo.ChartVersions, len(s.Entries))}, json: s.JSON, src: s.Src}
+		Entries: make(map[string]ChartVersions, len(s.Entries))}, json: s.JSON, src: s.Src}
 	for name, cvs := range s.Entries {
 		for _, cv := range cvs {
 			if cv.Metadata == nil {
@@ -130,7 +129,7 @@ func (s *indexSnapshot) index() *Index {
 		idx.Entries[name] = cvs
 	}
 	if s.JSON {
-		idx.jsonEntry = map[*repo.ChartVersion]json.RawMessage{}
+		idx.jsonEntry = map[*ChartVersion]json.RawMessage{}
 		for name, cvs := range idx.Entries {
 			for i, cv := range cvs {
 				if i < len(s.JSONEntry[name]) && s.JSONEntry[name][i] != nil {
@@ -143,7 +142,7 @@ func (s *indexSnapshot) index() *Index {
 		}
 		return idx
 	}
-	idx.ord = map[*repo.ChartVersion]int{}
+	idx.ord = map[*ChartVersion]int{}
 	for name, cvs := range idx.Entries {
 		for i, cv := range cvs {
 			if i < len(s.Ord[name]) && s.Ord[name][i] >= 0 {
@@ -178,7 +177,7 @@ func loadIndexCache(file, where, version string) *Index {
 	if err := dec.Decode(&s); err != nil || s.Where != where || s.Version != version {
 		return nil
 	}
-	s.Entries, s.Ord, s.JSONEntry = map[string][]*repo.ChartVersion{}, map[string][]int{}, map[string][][]byte{}
+	s.Entries, s.Ord, s.JSONEntry = map[string][]*ChartVersion{}, map[string][]int{}, map[string][][]byte{}
 	for range s.Charts {
 		var c chartSnap
 		if err := dec.Decode(&c); err != nil {
