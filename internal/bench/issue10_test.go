@@ -197,12 +197,7 @@ func BenchmarkBumpPublishDaemon(b *testing.B) {
 // upstream's pack files.
 func BenchmarkFirstCycleBinary(b *testing.B) {
 	u := newUpstream(b)
-	bin := filepath.Join(b.TempDir(), "chartsync")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/chartsync")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := chartsyncBinary(b)
 	var peak int64
 	for b.Loop() {
 		b.StopTimer()
