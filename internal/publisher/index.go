@@ -837,30 +837,56 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 	}
 	set("entries", nil) // written from the entries below
 	set("generated", generated)
-	var compact bytes.Buffer
-	compact.WriteByte('{')
+
+	// Written as json.Indent writes the whole document, one value at a
+	// time: no second copy of the index is built.
+	var out bytes.Buffer
+	size := len(generated) + 64*len(idx.jsonTop)
+	for _, raw := range idx.jsonEntry {
+		size += len(raw) * 3 / 2
+	}
+	out.Grow(size)
+	indent := func(val []byte, depth int) error {
+		return json.Indent(&out, val, strings.Repeat("  ", depth), "  ")
+	}
+	key := func(k string, depth int) {
+		q, _ := json.Marshal(k)
+		out.WriteString("\n" + strings.Repeat("  ", depth))
+		out.Write(q)
+		out.WriteString(": ")
+	}
+	out.WriteByte('{')
 	for i, m := range members {
 		if i > 0 {
-			compact.WriteByte(',')
+			out.WriteByte(',')
 		}
-		k, _ := json.Marshal(m.key)
-		compact.Write(k)
-		compact.WriteByte(':')
+		key(m.key, 1)
 		if m.key != "entries" {
-			compact.Write(m.val)
+			if err := indent(m.val, 1); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		compact.WriteByte('{')
-		for i, name := range idx.names() {
+		names := idx.names()
+		if len(names) == 0 {
+			out.WriteString("{}")
+			continue
+		}
+		out.WriteByte('{')
+		for i, name := range names {
 			if i > 0 {
-				compact.WriteByte(',')
+				out.WriteByte(',')
 			}
-			k, _ := json.Marshal(name)
-			compact.Write(k)
-			compact.WriteString(":[")
-			for j, cv := range idx.Entries[name] {
+			key(name, 2)
+			cvs := idx.Entries[name]
+			if len(cvs) == 0 {
+				out.WriteString("[]")
+				continue
+			}
+			out.WriteByte('[')
+			for j, cv := range cvs {
 				if j > 0 {
-					compact.WriteByte(',')
+					out.WriteByte(',')
 				}
 				raw, ok := idx.jsonEntry[cv]
 				if !ok {
@@ -868,19 +894,16 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 						return nil, err
 					}
 				}
-				compact.Write(raw)
+				out.WriteString("\n      ")
+				if err := indent(raw, 3); err != nil {
+					return nil, err
+				}
 			}
-			compact.WriteByte(']')
+			out.WriteString("\n    ]")
 		}
-		compact.WriteByte('}')
+		out.WriteString("\n  }")
 	}
-	compact.WriteByte('}')
-	var out bytes.Buffer
-	out.Grow(compact.Len() * 5 / 4)
-	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
-		return nil, err
-	}
-	out.WriteByte('\n')
+	out.WriteString("\n}\n")
 	return out.Bytes(), nil
 }
 

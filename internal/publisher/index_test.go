@@ -141,6 +141,7 @@ func TestIndexPreservesForeignJSON(t *testing.T) {
 	if !json.Valid(out) {
 		t.Fatalf("a JSON index was not written as JSON:\n%s", out)
 	}
+	wantIndented(t, out)
 	var got map[string]any
 	dec := json.NewDecoder(bytes.NewReader(out))
 	dec.UseNumber()
@@ -711,5 +712,49 @@ func TestStoredNonChartReadOnce(t *testing.T) {
 	}
 	if n := cs.reads["stable/junk-1.0.0.tgz"]; n != 1 {
 		t.Errorf("the stored non-chart was read %d times in 3 cycles, want 1", n)
+	}
+}
+
+// wantIndented fails unless out is laid out exactly as json.Indent (two
+// spaces) lays out its content, with a final newline, as helm's
+// json.MarshalIndent does.
+func wantIndented(t *testing.T, out []byte) {
+	t.Helper()
+	var compact, want bytes.Buffer
+	if err := json.Compact(&compact, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Indent(&want, compact.Bytes(), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	want.WriteByte('\n')
+	if !bytes.Equal(out, want.Bytes()) {
+		t.Errorf("not laid out as json.Indent lays it out:\n%s\n---- want:\n%s", out, want.Bytes())
+	}
+}
+
+// A JSON index is written in json.Indent's layout whatever the layout it
+// was read in, with empty lists, empty entries and nested top-level values.
+func TestJSONIndexLayout(t *testing.T) {
+	for name, src := range map[string]string{
+		"compact":      `{"apiVersion":"v1","x":{"a":[1,{"b":[]}],"c":{}},"entries":{"a":[{"name":"a","version":"1.0.0","urls":["a-1.0.0.tgz"],"x":{"y":[true,null]}}],"e":[]},"generated":"2026-01-01T00:00:00Z"}`,
+		"no entries":   `{"apiVersion":"v1","entries":{}}`,
+		"null entries": `{"apiVersion":"v1","entries":null}`,
+		"odd layout":   "{ \"apiVersion\" :\t\"v1\",\n\n \"entries\": { \"a\" : [ { \"name\" : \"a\" , \"version\": \"1.0.0\" } ] } }",
+	} {
+		t.Run(name, func(t *testing.T) {
+			idx, err := ParseIndex([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				out, err := idx.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantIndented(t, out)
+				addEntry(t, idx, "new", "1.0.0")
+			}
+		})
 	}
 }
