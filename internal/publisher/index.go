@@ -277,6 +277,14 @@ func (idx *Index) decodeJSONEntries(dec *json.Decoder) error {
 }
 
 func parseYAMLIndex(b []byte) (*Index, error) {
+	if idx := parseYAMLByChart(b); idx != nil {
+		return idx, nil
+	}
+	return parseYAMLDocument(b)
+}
+
+// parseYAMLDocument parses any YAML index as one document.
+func parseYAMLDocument(b []byte) (*Index, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, err
@@ -287,10 +295,23 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	top := doc.Content[0]
 	c := &converter{budget: 2*len(b) + 1024}
 	idx := &Index{IndexFile: &IndexFile{}, src: b, ord: map[*ChartVersion]int{}}
+	if err := idx.readTop(c, top); err != nil {
+		return nil, err
+	}
+	err := walkEntries(top, func(name string, k int, item *yaml.Node) error {
+		return idx.readItem(c, name, k, item)
+	})
+	if err != nil {
+		return nil, err
+	}
+	idx.layout = layoutOf(b, top)
+	return idx, nil
+}
 
-	// Every top-level field but entries, converted to JSON as helm's
-	// reader (sigs.k8s.io/yaml) does, except that a scalar bound for a
-	// string keeps its exact text.
+// readTop reads every top-level field of mapping top but entries,
+// converted to JSON as helm's reader (sigs.k8s.io/yaml) does, except that
+// a scalar bound for a string keeps its exact text.
+func (idx *Index) readTop(c *converter, top *yaml.Node) error {
 	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		if top.Content[i].Value != "entries" {
@@ -299,30 +320,28 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	}
 	js, err := c.json(nil, rest, typeIndexFile)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := json.Unmarshal(js, idx.IndexFile); err != nil {
-		return nil, err
+		return err
 	}
 	idx.Entries = map[string]ChartVersions{}
-	err = walkEntries(top, func(name string, k int, item *yaml.Node) error {
-		js, err := c.json(nil, item, typeChartVersion)
-		if err != nil {
-			return fmt.Errorf("entries: %s: %w", name, err)
-		}
-		cv := &ChartVersion{}
-		if err := json.Unmarshal(js, cv); err != nil {
-			return fmt.Errorf("entries: %s: %w", name, err)
-		}
-		idx.Entries[name] = append(idx.Entries[name], cv)
-		idx.ord[cv] = k
-		return nil
-	})
+	return nil
+}
+
+// readItem reads the k-th item of the entries, one of chart name's.
+func (idx *Index) readItem(c *converter, name string, k int, item *yaml.Node) error {
+	js, err := c.json(nil, item, typeChartVersion)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("entries: %s: %w", name, err)
 	}
-	idx.layout = layoutOf(b, top)
-	return idx, nil
+	cv := &ChartVersion{}
+	if err := json.Unmarshal(js, cv); err != nil {
+		return fmt.Errorf("entries: %s: %w", name, err)
+	}
+	idx.Entries[name] = append(idx.Entries[name], cv)
+	idx.ord[cv] = k
+	return nil
 }
 
 // walkEntries calls fn for each item of each chart's list under entries,
