@@ -22,6 +22,8 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/repo"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // Issue 12: a repository whose index has 20,000 (and 100,000) entries,
@@ -39,7 +41,8 @@ var (
 	binaryErr  error
 )
 
-// chartsyncBinary builds the chartsync binary once per test process.
+// chartsyncBinary builds the chartsync binary, with its lint helper, once
+// per test process.
 func chartsyncBinary(tb testing.TB) string {
 	tb.Helper()
 	binaryOnce.Do(func() {
@@ -48,11 +51,7 @@ func chartsyncBinary(tb testing.TB) string {
 			binaryErr = err
 			return
 		}
-		binaryPath = filepath.Join(dir, "chartsync")
-		out, err := exec.Command("go", "build", "-o", binaryPath, "github.com/chartsync/chartsync/cmd/chartsync").CombinedOutput()
-		if err != nil {
-			binaryErr = fmt.Errorf("build chartsync: %v\n%s", err, out)
-		}
+		binaryPath, binaryErr = testenv.BuildBinary(dir)
 	})
 	if binaryErr != nil {
 		tb.Fatal(binaryErr)
