@@ -14,10 +14,11 @@ import (
 // objects that are new or changed since the last cycle. With a file it
 // survives restarts; the zero value keeps it in memory only.
 type DigestCache struct {
-	file  string
-	mu    sync.Mutex
-	m     map[string]cached
-	dirty bool
+	file   string
+	mu     sync.Mutex
+	m      map[string]cached
+	loaded bool
+	dirty  bool
 }
 
 type cached struct {
@@ -28,22 +29,31 @@ type cached struct {
 	Refused string `json:"refused,omitempty"`
 }
 
-// LoadDigestCache reads the cache in file; a missing or unreadable file is
-// an empty cache, since the cache only saves reads.
+// LoadDigestCache returns the cache kept in file, read on first use (a
+// cycle that replays its outcome never reads it); a missing or unreadable
+// file is an empty cache, since the cache only saves reads.
 func LoadDigestCache(file string) *DigestCache {
-	c := &DigestCache{file: file, m: map[string]cached{}}
-	if b, err := os.ReadFile(file); err == nil {
-		if json.Unmarshal(b, &c.m) != nil {
-			c.m = map[string]cached{}
+	return &DigestCache{file: file}
+}
+
+// load reads the file once; the caller holds mu.
+func (c *DigestCache) load() {
+	if !c.loaded {
+		c.loaded = true
+		if b, err := os.ReadFile(c.file); c.file != "" && err == nil && json.Unmarshal(b, &c.m) != nil {
+			c.m = nil
 		}
 	}
-	return c
+	if c.m == nil {
+		c.m = map[string]cached{}
+	}
 }
 
 // Lookup returns the digest recorded for key at version.
 func (c *DigestCache) Lookup(key, version string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.load()
 	e, ok := c.m[key]
 	return e.SHA256, ok && version != "" && e.Version == version && e.SHA256 != ""
 }
@@ -52,9 +62,7 @@ func (c *DigestCache) Lookup(key, version string) (string, bool) {
 func (c *DigestCache) Put(key, version, sum string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cached{}
-	}
+	c.load()
 	if e := c.m[key]; e.Version != version || e.SHA256 != sum {
 		c.m[key] = cached{Version: version, SHA256: sum}
 		c.dirty = true
@@ -68,9 +76,7 @@ func (c *DigestCache) Refuse(key, version, reason string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]cached{}
-	}
+	c.load()
 	e := c.m[key]
 	if e.Version != version {
 		e = cached{Version: version}
@@ -84,6 +90,7 @@ func (c *DigestCache) Refuse(key, version, reason string) {
 func (c *DigestCache) Refused(key, version string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.load()
 	e, ok := c.m[key]
 	return e.Refused, ok && version != "" && e.Version == version && e.Refused != ""
 }

@@ -3,11 +3,14 @@ package publisher
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/gob"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -213,13 +216,16 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 	return nil
 }
 
-// indexVersion returns the store version of index.yaml as the store's
-// listing of the prefix reports it, without reading the index; "" if it is
-// not listed. The listing is kept for the reconciliation (see packages).
-func (p *Publisher) indexVersion(ctx context.Context) (string, error) {
+// Survey lists the repository's prefix once and returns the store version
+// of index.yaml ("" if there is none) and a digest of the package files
+// listed, their names, sizes and versions (as Report.Listing): with the
+// commit, the two say whether anything a cycle reads changed since. The
+// listing is kept for the Index and the reconciliation that follow (see
+// packages).
+func (p *Publisher) Survey(ctx context.Context) (index, packages string, err error) {
 	objs, err := p.store.List(ctx, p.key(""))
 	if err != nil {
-		return "", fmt.Errorf("list index: %w", err)
+		return "", "", fmt.Errorf("list index: %w", err)
 	}
 	if objs == nil {
 		objs = []store.Object{}
@@ -228,10 +234,26 @@ func (p *Publisher) indexVersion(ctx context.Context) (string, error) {
 	key := p.key("index.yaml")
 	for _, o := range objs {
 		if o.Key == key {
-			return o.Version, nil
+			index = o.Version
 		}
 	}
-	return "", nil
+	p.surveyed = &index
+	return index, listingDigest(p.packageObjects(objs)), nil
+}
+
+// listingDigest digests the names, sizes and versions of objs.
+func listingDigest(objs map[string]store.Object) string {
+	names := make([]string, 0, len(objs))
+	for name := range objs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, name := range names {
+		o := objs[name]
+		fmt.Fprintf(h, "%s\x00%d\x00%s\n", name, o.Size, o.Version)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // cacheWritten caches idx as just written at store version ver, so that

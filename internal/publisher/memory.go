@@ -19,10 +19,11 @@ import (
 // memory only. A lost file costs only precision: entries lost before it was
 // lost count as first seen.
 type Memory struct {
-	file  string
-	mu    sync.Mutex
-	m     memoryFile
-	dirty bool
+	file   string
+	mu     sync.Mutex
+	m      memoryFile
+	loaded bool
+	dirty  bool
 }
 
 type memoryFile struct {
@@ -33,18 +34,21 @@ type memoryFile struct {
 	Same map[string]bool `json:"same"`
 }
 
-// LoadMemory reads the memory in file; a missing or unreadable file is an
-// empty memory.
+// LoadMemory returns the memory kept in file, read on first use (a cycle
+// that replays its outcome never reads it); a missing or unreadable file is
+// an empty memory.
 func LoadMemory(file string) *Memory {
-	m := &Memory{file: file}
-	if b, err := os.ReadFile(file); err == nil {
-		_ = json.Unmarshal(b, &m.m)
-	}
-	m.init()
-	return m
+	return &Memory{file: file}
 }
 
-func (m *Memory) init() {
+// load reads the file once; the caller holds mu.
+func (m *Memory) load() {
+	if !m.loaded {
+		m.loaded = true
+		if b, err := os.ReadFile(m.file); m.file != "" && err == nil {
+			_ = json.Unmarshal(b, &m.m)
+		}
+	}
 	if m.m.Indexed == nil {
 		m.m.Indexed = map[string]string{}
 	}
@@ -59,7 +63,7 @@ func nvKey(name, version string) string { return name + " " + version }
 func (m *Memory) saw(idx *Index) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.init()
+	m.load()
 	for name, cvs := range idx.Entries {
 		for _, cv := range cvs {
 			k := nvKey(name, cv.Version)
@@ -76,6 +80,7 @@ func (m *Memory) saw(idx *Index) {
 func (m *Memory) indexed(name, version string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.load()
 	d, ok := m.m.Indexed[nvKey(name, version)]
 	return d, ok
 }
@@ -84,6 +89,7 @@ func (m *Memory) indexed(name, version string) (string, bool) {
 func (m *Memory) same(a, b string) (same, known bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.load()
 	same, known = m.m.Same[a+" "+b]
 	return same, known
 }
@@ -91,7 +97,7 @@ func (m *Memory) same(a, b string) (same, known bool) {
 func (m *Memory) setSame(a, b string, same bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.init()
+	m.load()
 	m.m.Same[a+" "+b] = same
 	m.dirty = true
 }

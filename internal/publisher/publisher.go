@@ -82,8 +82,9 @@ type Publisher struct {
 	// listed is the listing of the prefix that Index took to learn the
 	// index's version; the reconciliation that follows uses it unless a
 	// package was created since (see packages).
-	listed  []store.Object
-	created []string // keys Create was called for since the listing
+	listed   []store.Object
+	created  []string // keys Create was called for since the listing
+	surveyed *string  // index.yaml's version in listed, until Index uses it
 }
 
 // New returns a Publisher for the repository at cfg.Prefix in s.
@@ -115,12 +116,14 @@ func (p *Publisher) key(name string) string {
 // Otherwise the index read is parsed and cached.
 func (p *Publisher) Index(ctx context.Context) (*Index, string, error) {
 	where := p.store.String() + " " + p.key("index.yaml")
-	var listed string
-	if p.cfg.IndexCache != "" {
-		var err error
-		if listed, err = p.indexVersion(ctx); err != nil {
+	if p.surveyed == nil && p.cfg.IndexCache != "" {
+		if _, _, err := p.Survey(ctx); err != nil {
 			return nil, "", err
 		}
+	}
+	var listed string
+	if p.surveyed != nil {
+		listed, p.surveyed = *p.surveyed, nil
 		if idx := loadIndexCache(p.cfg.IndexCache, where, listed); idx != nil {
 			return idx, listed, nil
 		}
@@ -231,6 +234,9 @@ type Report struct {
 	Edited []string
 	// Entries is the number of chart versions in the index afterwards.
 	Entries int
+	// Listing digests the package files the index was reconciled with
+	// (see Survey).
+	Listing string
 	// Wrote is true when index.yaml was written.
 	Wrote bool
 	// Version is the store version of index.yaml afterwards: the one this
@@ -497,7 +503,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			return err
 		}
 		// The report says what is in the index only once it is there.
-		next := &Report{Failed: c.rep.Failed}
+		next := &Report{Failed: c.rep.Failed, Listing: listingDigest(objs)}
 		changed, err := p.merge(ctx, idx, objs, c, next)
 		if err != nil {
 			return err
@@ -599,6 +605,13 @@ func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, erro
 			return nil, fmt.Errorf("list packages: %w", err)
 		}
 	}
+	return p.packageObjects(objs), nil
+}
+
+// packageObjects returns the package files directly under the prefix in
+// objs, by file name.
+func (p *Publisher) packageObjects(objs []store.Object) map[string]store.Object {
+	prefix := p.key("")
 	m := map[string]store.Object{}
 	for _, o := range objs {
 		name := strings.TrimPrefix(o.Key, prefix)
@@ -606,7 +619,7 @@ func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, erro
 			m[name] = o
 		}
 	}
-	return m, nil
+	return m
 }
 
 // fileOf returns the package file name an index url refers to in this

@@ -38,19 +38,28 @@ func buildKey(commit, dir, content string) string {
 	return "commit " + commit + " " + dir
 }
 
+// loadBuildCache returns the cache kept in file, read on first use.
 func loadBuildCache(file string) *buildCache {
-	c := &buildCache{file: file, used: map[string]bool{}}
-	if b, err := os.ReadFile(file); err == nil {
+	return &buildCache{file: file}
+}
+
+// load reads the file once: a cycle that replays its outcome never does.
+func (c *buildCache) load() {
+	if c.used != nil {
+		return
+	}
+	c.used = map[string]bool{}
+	if b, err := os.ReadFile(c.file); err == nil {
 		_ = json.Unmarshal(b, c)
 	}
 	if c.Builds == nil {
 		c.Builds = map[string]builtEntry{}
 	}
-	return c
 }
 
 // lookup returns the digest of the build under key of name and version.
 func (c *buildCache) lookup(key, name, version string) (string, bool) {
+	c.load()
 	e, ok := c.Builds[key]
 	if !ok || e.Name != name || e.Version != version {
 		return "", false
@@ -63,6 +72,7 @@ func (c *buildCache) lookup(key, name, version string) (string, bool) {
 
 // put records a build under key.
 func (c *buildCache) put(key string, e builtEntry) {
+	c.load()
 	c.Builds[key] = e
 	c.used[key], c.dirty = true, true
 }

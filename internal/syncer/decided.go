@@ -36,6 +36,21 @@ type decision struct {
 	GitVersions int       `json:"git_versions"`
 	Conflicts   int       `json:"conflicts"`
 	Charts      []decided `json:"charts"`
+	// Listing and Outcome are set by a cycle that changed nothing: the
+	// digest of the package listing it reconciled (publisher.Survey) and
+	// what it reported. A cycle that finds the same commit, index version
+	// and listing again reports the same without reading anything else
+	// (see replay).
+	Listing string   `json:"listing,omitempty"`
+	Outcome *outcome `json:"outcome,omitempty"`
+}
+
+// outcome is a repository's report from a cycle that changed nothing.
+type outcome struct {
+	Entries                   int
+	Missing, Modified, Edited []string
+	Drifted                   []Drift
+	Charts                    []decided // every chart's result: failed if Reason is set, else skipped
 }
 
 // decided is one chart directory's outcome: indexed (Digest is this site's

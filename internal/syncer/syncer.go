@@ -135,6 +135,7 @@ type Syncer struct {
 type work struct {
 	discovered atomic.Int64 // packager.Discover calls
 	built      atomic.Int64 // packager.Build calls
+	replayed   atomic.Int64 // repositories whose outcome was replayed
 }
 
 // Check makes every check New makes, creating nothing and contacting
@@ -298,6 +299,10 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 	pub := publisher.New(st, publisher.Config{Prefix: r.Prefix, BaseURL: r.BaseURL,
 		Digests: s.digests[r.Name], Memory: s.memory[r.Name], IndexCache: filepath.Join(s.cfg.StateDir, "index", r.Name+".gob"), Format: r.IndexFormat,
 		MaxIndexSize: int64(r.MaxIndexSize), MaxPackageSize: int64(r.MaxPackageSize)}, s.log)
+	fp := fingerprint(s.cfg, r)
+	if publish && s.replay(ctx, pub, r, fp, res.Commit, &rr, add) {
+		return
+	}
 	idx, ver, err := pub.Index(ctx)
 	if err != nil {
 		// The charts that cannot be read are reported all the same.
@@ -312,7 +317,6 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 		return
 	}
 	rr.Entries = publisher.Entries(idx)
-	fp := fingerprint(s.cfg, r)
 	if dec := s.decided.lookup(r.Name, fp, res.Commit, ver); publish && dec != nil {
 		s.noop(ctx, fsys, r, dec, pub, idx, ver, &rr, add)
 		if rr.Err != nil {
@@ -456,10 +460,16 @@ func (s *Syncer) repository(ctx context.Context, fsys fs.FS, r config.Repository
 // remembered digests (built again only if the publisher needs the bytes),
 // and the store's listing is reconciled with the index as in every cycle.
 // It costs the index read already made, one listing, and reads of stored
-// packages only where the listing shows a change.
+// packages only where the listing shows a change. When it changes nothing,
+// it records what it reported for the next cycles to replay (see replay).
 func (s *Syncer) noop(ctx context.Context, fsys fs.FS, r config.Repository, dec *decision, pub *publisher.Publisher,
-	idx *publisher.Index, ver string, rr *RepoResult, add func(ChartResult)) {
+	idx *publisher.Index, ver string, rr *RepoResult, reportChart func(ChartResult)) {
 	rr.GitCharts, rr.GitVersions, rr.Conflicts = dec.GitCharts, dec.GitVersions, dec.Conflicts
+	var charts []ChartResult // what this cycle reports, for replay
+	add := func(cr ChartResult) {
+		charts = append(charts, cr)
+		reportChart(cr)
+	}
 	var pkgs []publisher.Package
 	var indexed []ChartResult
 	for _, d := range dec.Charts {
@@ -484,12 +494,53 @@ func (s *Syncer) noop(ctx context.Context, fsys fs.FS, r config.Repository, dec 
 		s.decided.set(r.Name, nil)
 		return
 	}
-	if rep.Version != dec.Index {
-		// The reconcile wrote the index: the decisions hold on the new one.
-		next := *dec
-		next.Index = rep.Version
-		s.decided.set(r.Name, &next)
+	next := *dec
+	next.Index, next.Listing, next.Outcome = rep.Version, "", nil
+	if !rep.Wrote && len(rep.Repaired)+len(rep.Adopted)+len(rep.Restored) == 0 {
+		// Nothing changed: the next cycle that finds the same listing
+		// reports the same.
+		next.Listing = rep.Listing
+		next.Outcome = &outcome{Entries: rr.Entries, Missing: rr.Missing, Modified: rr.Modified, Edited: rr.Edited, Drifted: rr.Drifted}
+		for _, cr := range charts {
+			d := decided{Dir: cr.Dir, Name: cr.Name, Version: cr.Version, Reason: cr.Reason}
+			if cr.Err != nil {
+				d.Err = cr.Err.Error()
+			}
+			next.Outcome.Charts = append(next.Outcome.Charts, d)
+		}
 	}
+	s.decided.set(r.Name, &next)
+}
+
+// replay reports the outcome of the last cycle of repository r that
+// changed nothing, if the commit, the index version and the package
+// listing are the same now (one listing of the store tells): the index,
+// the caches and the packages are not read. It reports whether it did.
+func (s *Syncer) replay(ctx context.Context, pub *publisher.Publisher, r config.Repository, fp, commit string,
+	rr *RepoResult, add func(ChartResult)) bool {
+	dec := s.decided.Repos[r.Name]
+	if dec == nil || dec.Outcome == nil {
+		return false
+	}
+	ver, listing, err := pub.Survey(ctx)
+	if err != nil || listing != dec.Listing || s.decided.lookup(r.Name, fp, commit, ver) == nil {
+		return false // Index lists again and reports the error
+	}
+	s.work.replayed.Add(1)
+	o := dec.Outcome
+	rr.GitCharts, rr.GitVersions, rr.Conflicts = dec.GitCharts, dec.GitVersions, dec.Conflicts
+	rr.Entries, rr.Missing, rr.Modified, rr.Edited, rr.Drifted = o.Entries, o.Missing, o.Modified, o.Edited, o.Drifted
+	if s.metrics != nil {
+		s.metrics.DriftedCharts.WithLabelValues(r.Name).Set(float64(len(o.Drifted)))
+	}
+	for _, d := range o.Charts {
+		cr := ChartResult{Dir: d.Dir, Name: d.Name, Version: d.Version, Outcome: Skipped}
+		if d.Reason != "" {
+			cr.Outcome, cr.Reason, cr.Err = Failed, d.Reason, errors.New(d.Err)
+		}
+		add(cr)
+	}
+	return true
 }
 
 // publishOn publishes pkgs on idx at version ver and reports the outcome
