@@ -78,34 +78,36 @@ const (
 // (/usr/libexec/chartsync/chartsync-lint for /usr/bin/chartsync).
 const LintHelper = "chartsync-lint"
 
-// lintWithSelf, set by LintWithSelf, makes NewLinter start the running
-// program as the worker.
+// lintWithSelf is set by LintWithSelf.
 var lintWithSelf atomic.Bool
 
-// LintWithSelf makes NewLinter start the running program itself
-// (/proc/self/exe) as the worker instead of looking for the lint helper.
-// It is for test binaries, which cannot have a helper installed next to
-// them: lintworker.ServeSelf calls it, and turns a test binary started as
-// a worker into one.
+// LintWithSelf makes Linters start the running program itself
+// (/proc/self/exe) as the worker instead of the lint helper. It is for
+// test binaries: one that links package lintworker can be the worker, as
+// the chartsync binary was before the helper, where building the helper
+// would cost every test package a go build. lintworker.ServeSelf, first
+// thing in TestMain, calls it, and makes the test binary the worker when
+// a Linter starts it.
 func LintWithSelf() { lintWithSelf.Store(true) }
 
 // NewLinter returns a Linter with the default bounds that keeps its verdicts
-// in dir (if not ""). It fails, naming the places it looked, if it cannot
-// find the lint helper.
+// in dir (if not "") and starts the program FindLintHelper finds, or
+// FindLintHelper's error.
 func NewLinter(dir string) (*Linter, error) {
-	exe := "/proc/self/exe"
-	if !lintWithSelf.Load() {
-		var err error
-		if exe, err = findLintHelper(); err != nil {
-			return nil, err
-		}
+	exe, err := FindLintHelper()
+	if err != nil {
+		return nil, err
 	}
 	return &Linter{Timeout: DefaultLintTimeout, Memory: DefaultLintMemory, Dir: dir, exe: exe, cache: map[string]Verdict{}}, nil
 }
 
-// findLintHelper returns the path of the lint helper of the running
-// executable, as LintHelper says.
-func findLintHelper() (string, error) {
+// FindLintHelper returns the path of the program a Linter starts: the
+// lint helper, where LintHelper says (or /proc/self/exe after
+// LintWithSelf). It fails, naming the places it looked, if there is none.
+func FindLintHelper() (string, error) {
+	if lintWithSelf.Load() {
+		return "/proc/self/exe", nil
+	}
 	exe, err := os.Executable()
 	if err == nil {
 		exe, err = filepath.EvalSymlinks(exe)
