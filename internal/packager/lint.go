@@ -44,8 +44,9 @@ type Verdict struct {
 // caps its address space too), so a runaway template costs about Timeout
 // and Memory, and never the daemon's own memory. The child is the lint
 // helper, the chartsync-lint program (package lintworker): helm's linter
-// is linked there and not into chartsync, which it would make several
-// times larger in size and resident memory. The worker does no network I/O.
+// is linked there and not into chartsync, where it would bring the
+// Kubernetes client libraries, tens of megabytes of file and of resident
+// memory in every process. The worker does no network I/O.
 //
 // A Linter is safe for concurrent use. The zero value is not usable; use
 // NewLinter.
@@ -71,7 +72,7 @@ const (
 	DefaultLintMemory  = 1 << 30
 )
 
-// LintHelper is the lint helper's file name. NewLinter looks for it next
+// LintHelper is the lint helper's file name. FindLintHelper looks for it next
 // to the running executable (its symlinks resolved), where `go build -o
 // dir/` and the tests put it, then in ../libexec/chartsync/ from there,
 // where `make install` and the Debian package put it
@@ -131,7 +132,7 @@ func lintHelperOf(exe string) (string, error) {
 }
 
 // The lint worker's protocol. A Linter starts the worker with these
-// variables and no others of its own environment, writes the package to
+// variables in an otherwise bare environment, writes the package to
 // its standard input, and reads the Verdict as JSON from its standard
 // output if it exits with status 0, else a message from its standard
 // error. Package lintworker is the worker's side.

@@ -38,18 +38,20 @@ const asHeadroom = 2 << 30
 // as its worker.
 func Requested() bool { return os.Getenv(packager.LintWorkerChart) != "" }
 
-// Main is the worker, as the protocol of packager.LintWorkerChart says: it
-// reads the package from standard input, lints it and writes the Verdict
-// to standard output. It returns the exit status: 0 with a verdict, 2 if
-// the process was not started as a worker, 3 if it could not lint; it
-// exits with status 4 itself if it outlives its time (the parent died
-// without killing it).
+// Main is the worker's side of the protocol packager.LintWorkerChart
+// describes: it reads the package from standard input, lints it and
+// writes the Verdict to standard output. It returns the exit status: 0
+// with a verdict, 2 if the process was not started as a worker, 3 if it
+// could not lint; it exits with status 4 itself if it outlives its time
+// (the parent died without killing it).
 func Main() int {
 	name := os.Getenv(packager.LintWorkerChart)
 	if name == "" {
 		fmt.Fprintf(os.Stderr, "chartsync-lint: lints for chartsync, which starts it; %s is not set\n", packager.LintWorkerChart)
 		return 2
 	}
+	// Should the parent die without killing it, the worker does not outlive
+	// its time.
 	if d, err := time.ParseDuration(os.Getenv(packager.LintWorkerTime)); err == nil && d > 0 {
 		time.AfterFunc(d+5*time.Second, func() { os.Exit(4) })
 	}
