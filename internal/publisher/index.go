@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -13,7 +14,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/repo"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
@@ -47,8 +47,8 @@ func (c Config) maxPackageSize() int64 {
 	return DefaultMaxPackageSize
 }
 
-// Index is a repository's index.yaml: helm's IndexFile, plus the document
-// it was read from, so that writing it back loses nothing.
+// Index is a repository's index.yaml: its IndexFile, plus the document it
+// was read from, so that writing it back loses nothing.
 //
 // The promise: Marshal writes every entry that was read exactly as it was
 // read (fields helm does not know, comments, and the text of every scalar
@@ -68,17 +68,17 @@ func (c Config) maxPackageSize() int64 {
 // from, is parsed again at write time and re-encoded node by node, its
 // aliases expanded.
 type Index struct {
-	*repo.IndexFile
+	*IndexFile
 
 	json bool // read from JSON: write JSON
 	// YAML source, the ordinal of each entry read in it, and where new
 	// entries go (nil: the source is not laid out as helm writes).
 	src    []byte
-	ord    map[*repo.ChartVersion]int
+	ord    map[*ChartVersion]int
 	layout *yamlLayout
 	// JSON source: the top-level members in order, and each entry read.
 	jsonTop   []jsonMember
-	jsonEntry map[*repo.ChartVersion]json.RawMessage
+	jsonEntry map[*ChartVersion]json.RawMessage
 	// format to write ("yaml", "json"); "": the format read.
 	format string
 }
@@ -125,8 +125,12 @@ type jsonMember struct {
 
 // NewIndex returns an empty index, written as YAML.
 func NewIndex() *Index {
-	return &Index{IndexFile: repo.NewIndexFile()}
+	return &Index{IndexFile: NewIndexFile()}
 }
+
+// ErrNoAPIVersion is returned by ParseIndex for an index without an
+// apiVersion, with helm's message for it.
+var ErrNoAPIVersion = errors.New("no API version specified")
 
 // ParseIndex reads an index.yaml the way helm does (JSON or YAML,
 // apiVersion required) and keeps its source for Marshal. It drops only
@@ -148,10 +152,10 @@ func ParseIndex(b []byte) (*Index, error) {
 		return nil, err
 	}
 	if idx.APIVersion == "" {
-		return nil, repo.ErrNoAPIVersion
+		return nil, ErrNoAPIVersion
 	}
 	if idx.Entries == nil {
-		idx.Entries = map[string]repo.ChartVersions{}
+		idx.Entries = map[string]ChartVersions{}
 	}
 	for _, cvs := range idx.Entries {
 		for _, cv := range cvs {
@@ -164,7 +168,7 @@ func ParseIndex(b []byte) (*Index, error) {
 }
 
 func parseJSONIndex(b []byte) (*Index, error) {
-	idx := &Index{IndexFile: &repo.IndexFile{}, json: true, jsonEntry: map[*repo.ChartVersion]json.RawMessage{}}
+	idx := &Index{IndexFile: &IndexFile{}, json: true, jsonEntry: map[*ChartVersion]json.RawMessage{}}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -176,35 +180,20 @@ func parseJSONIndex(b []byte) (*Index, error) {
 			return nil, err
 		}
 		key, _ := t.(string)
+		if key == "entries" {
+			// Only its place is kept: Marshal writes the entries from
+			// jsonEntry, and the whole text would be held twice.
+			idx.jsonTop = append(idx.jsonTop, jsonMember{key: key})
+			if err := idx.decodeJSONEntries(dec); err != nil {
+				return nil, fmt.Errorf("entries: %w", err)
+			}
+			continue
+		}
 		var val json.RawMessage
 		if err := dec.Decode(&val); err != nil {
 			return nil, err
 		}
-		if key != "entries" {
-			idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
-			continue
-		}
-		// Only its place is kept: Marshal writes the entries from
-		// jsonEntry, and the whole text would be held twice.
-		idx.jsonTop = append(idx.jsonTop, jsonMember{key: key})
-		var raw map[string][]json.RawMessage
-		if err := json.Unmarshal(val, &raw); err != nil {
-			return nil, fmt.Errorf("entries: %w", err)
-		}
-		idx.Entries = make(map[string]repo.ChartVersions, len(raw))
-		for name, items := range raw {
-			for i, item := range items {
-				if bytes.Equal(bytes.TrimSpace(item), []byte("null")) {
-					continue
-				}
-				cv := &repo.ChartVersion{}
-				if err := json.Unmarshal(item, cv); err != nil {
-					return nil, fmt.Errorf("entries: %s[%d]: %w", name, i, err)
-				}
-				idx.Entries[name] = append(idx.Entries[name], cv)
-				idx.jsonEntry[cv] = item
-			}
-		}
+		idx.jsonTop = append(idx.jsonTop, jsonMember{key, val})
 	}
 	// Every other top-level field, as helm reads it.
 	var rest bytes.Buffer
@@ -230,6 +219,63 @@ func parseJSONIndex(b []byte) (*Index, error) {
 	return idx, nil
 }
 
+// decodeJSONEntries decodes the value of entries one item at a time, so
+// that only the items' texts are held, not a copy of the whole value too.
+// As with encoding/json, a chart named twice keeps its last list.
+func (idx *Index) decodeJSONEntries(dec *json.Decoder) error {
+	idx.Entries = map[string]ChartVersions{}
+	t, err := dec.Token()
+	if err != nil || t == nil {
+		return err
+	}
+	if t != json.Delim('{') {
+		return errors.New("not an object")
+	}
+	var compact bytes.Buffer
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name := t.(string) // an object's keys are strings
+		delete(idx.Entries, name)
+		if t, err = dec.Token(); err != nil || t == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if t != json.Delim('[') {
+			return fmt.Errorf("%s: not a list", name)
+		}
+		for i := 0; dec.More(); i++ {
+			var item json.RawMessage
+			if err := dec.Decode(&item); err != nil {
+				return fmt.Errorf("%s[%d]: %w", name, i, err)
+			}
+			if string(item) == "null" {
+				continue
+			}
+			cv := &ChartVersion{}
+			if err := json.Unmarshal(item, cv); err != nil {
+				return fmt.Errorf("%s[%d]: %w", name, i, err)
+			}
+			// Kept without its layout: Marshal indents the whole index.
+			compact.Reset()
+			if err := json.Compact(&compact, item); err != nil {
+				return fmt.Errorf("%s[%d]: %w", name, i, err)
+			}
+			idx.Entries[name] = append(idx.Entries[name], cv)
+			idx.jsonEntry[cv] = bytes.Clone(compact.Bytes())
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return err
+		}
+	}
+	_, err = dec.Token() // }
+	return err
+}
+
 func parseYAMLIndex(b []byte) (*Index, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
@@ -240,7 +286,7 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	}
 	top := doc.Content[0]
 	c := &converter{budget: 2*len(b) + 1024}
-	idx := &Index{IndexFile: &repo.IndexFile{}, src: b, ord: map[*repo.ChartVersion]int{}}
+	idx := &Index{IndexFile: &IndexFile{}, src: b, ord: map[*ChartVersion]int{}}
 
 	// Every top-level field but entries, converted to JSON as helm's
 	// reader (sigs.k8s.io/yaml) does, except that a scalar bound for a
@@ -258,13 +304,13 @@ func parseYAMLIndex(b []byte) (*Index, error) {
 	if err := json.Unmarshal(js, idx.IndexFile); err != nil {
 		return nil, err
 	}
-	idx.Entries = map[string]repo.ChartVersions{}
+	idx.Entries = map[string]ChartVersions{}
 	err = walkEntries(top, func(name string, k int, item *yaml.Node) error {
 		js, err := c.json(nil, item, typeChartVersion)
 		if err != nil {
 			return fmt.Errorf("entries: %s: %w", name, err)
 		}
-		cv := &repo.ChartVersion{}
+		cv := &ChartVersion{}
 		if err := json.Unmarshal(js, cv); err != nil {
 			return fmt.Errorf("entries: %s: %w", name, err)
 		}
@@ -349,12 +395,12 @@ type chartLayout struct {
 // documents, an empty entries, a generated time with a comment...): such
 // an index is written by encoding its nodes instead.
 func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
-	lines := splitLines(src)
+	lines := lineStarts(src)
 	if top.Style&yaml.FlowStyle != 0 || top.Column != 1 {
 		return nil
 	}
-	for i, l := range lines {
-		if i+1 > top.Line && (bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("..."))) {
+	for n := top.Line + 1; n < len(lines); n++ {
+		if l := lines.line(src, n); bytes.HasPrefix(l, []byte("---")) || bytes.HasPrefix(l, []byte("...")) {
 			return nil // another document, or an end marker: nothing can follow
 		}
 	}
@@ -375,7 +421,7 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 			}
 			// The value must be all that is left of its line.
 			var v string
-			text := string(lineText(lines[val.Line-1]))
+			text := string(lineText(lines.line(src, val.Line)))
 			if val.Column-1 > len(text) || yaml.Unmarshal([]byte(text[val.Column-1:]), &v) != nil || v != val.Value {
 				return nil
 			}
@@ -399,7 +445,7 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 			return nil
 		}
 		// The item's "-" is the first thing on its line.
-		line := lines[first.Line-1]
+		line := lines.line(src, first.Line)
 		before := bytes.TrimRight(line[:min(first.Column-1, len(line))], " ")
 		dash := len(before)
 		if dash == 0 || before[dash-1] != '-' || len(bytes.TrimLeft(before[:dash-1], " ")) != 0 {
@@ -412,6 +458,29 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 	}
 	return lay
 }
+
+// lines holds where each line of a text starts, and its length last: an
+// int per line, where a slice per line would take three.
+type lines []int
+
+func lineStarts(b []byte) lines {
+	starts := make(lines, 0, bytes.Count(b, []byte("\n"))+2)
+	for i := 0; i < len(b); {
+		starts = append(starts, i)
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return append(starts, len(b))
+}
+
+// count is the number of lines.
+func (ls lines) count() int { return len(ls) - 1 }
+
+// line returns line n (1-based) of b with its line break.
+func (ls lines) line(b []byte, n int) []byte { return b[ls[n-1]:ls[n]] }
 
 // splitLines splits b into lines, each with its line break.
 func splitLines(b []byte) [][]byte {
@@ -508,8 +577,8 @@ func (idx *Index) keepsAllRead() bool {
 }
 
 // added returns the entries of chart name that were not read.
-func (idx *Index) added(name string) []*repo.ChartVersion {
-	var out []*repo.ChartVersion
+func (idx *Index) added(name string) []*ChartVersion {
+	var out []*ChartVersion
 	for _, cv := range idx.Entries[name] {
 		if _, ok := idx.ord[cv]; !ok {
 			out = append(out, cv)
@@ -521,10 +590,10 @@ func (idx *Index) added(name string) []*repo.ChartVersion {
 // spliceYAML writes the source with the new entries and the generated
 // time put in: every other byte stays as it was.
 func (idx *Index) spliceYAML() ([]byte, error) {
-	lay := idx.layout
-	lines := splitLines(idx.src)
-	inserts := map[int][]byte{} // text to put before line n (1-based); len(lines)+1: at the end
-	end := len(lines) + 1
+	lay, src := idx.layout, idx.src
+	lines := lineStarts(src)
+	inserts := map[int][]byte{} // text to put before line n (1-based); lines.count()+1: at the end
+	end := lines.count() + 1
 	byName := map[string]chartLayout{}
 	for _, cl := range lay.charts {
 		byName[cl.name] = cl
@@ -539,7 +608,7 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			at := hoist(lines, cl.itemLine, cl.keyLine)
+			at := hoist(src, lines, cl.itemLine, cl.keyLine)
 			inserts[at] = append(inserts[at], text...)
 			continue
 		}
@@ -553,7 +622,7 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 				break
 			}
 		}
-		at = hoist(lines, at, lay.entriesLine)
+		at = hoist(src, lines, at, lay.entriesLine)
 		key, err := helmScalar(name)
 		if err != nil {
 			return nil, err
@@ -570,29 +639,40 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 		inserts[end] = append(inserts[end], "generated: "+generated+"\n"...)
 	}
 
+	// Copy the source up to each line where something is inserted or
+	// replaced.
+	points := slices.Sorted(maps.Keys(inserts))
+	if lay.generated != 0 && inserts[lay.generated] == nil {
+		points = append(points, lay.generated)
+		slices.Sort(points)
+	}
 	var out bytes.Buffer
-	out.Grow(len(idx.src) + 4096)
-	for i, l := range lines {
-		out.Write(inserts[i+1])
-		if i+1 == lay.generated {
+	out.Grow(len(src) + 4096)
+	pos := 0
+	for _, n := range points {
+		out.Write(src[pos:lines[n-1]])
+		pos = lines[n-1]
+		if n == end && pos > 0 && src[pos-1] != '\n' {
+			out.WriteByte('\n')
+		}
+		out.Write(inserts[n])
+		if n == lay.generated {
+			l := lines.line(src, n)
 			out.Write(l[:lay.genCol-1])
 			out.WriteString(generated)
 			out.Write(l[len(lineText(l)):]) // the line break
-			continue
+			pos = lines[n]
 		}
-		out.Write(l)
 	}
-	if len(lines) > 0 && !bytes.HasSuffix(idx.src, []byte("\n")) && len(inserts[end]) > 0 {
-		out.WriteByte('\n')
-	}
-	out.Write(inserts[end])
+	out.Write(src[pos:])
 	return out.Bytes(), nil
 }
 
-// hoist moves an insertion point (a 1-based line) up over the comment
-// lines right above it, which belong to what follows, but not up to floor.
-func hoist(lines [][]byte, at, floor int) int {
-	for at-1 > floor && at-1 <= len(lines) && bytes.HasPrefix(bytes.TrimLeft(lines[at-2], " "), []byte("#")) {
+// hoist moves an insertion point (a 1-based line of src) up over the
+// comment lines right above it, which belong to what follows, but not up to
+// floor.
+func hoist(src []byte, lines lines, at, floor int) int {
+	for at-1 > floor && at-1 <= lines.count() && bytes.HasPrefix(bytes.TrimLeft(lines.line(src, at-1), " "), []byte("#")) {
 		at--
 	}
 	return at
@@ -600,7 +680,7 @@ func hoist(lines [][]byte, at, floor int) int {
 
 // helmItems writes entries as helm does, as items of a block sequence
 // whose "-" is at column dashCol.
-func helmItems(cvs []*repo.ChartVersion, dashCol int) ([]byte, error) {
+func helmItems(cvs []*ChartVersion, dashCol int) ([]byte, error) {
 	var out []byte
 	indent := strings.Repeat(" ", dashCol-1)
 	for _, cv := range cvs {
@@ -741,31 +821,6 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var entries bytes.Buffer
-	entries.WriteByte('{')
-	for i, name := range idx.names() {
-		if i > 0 {
-			entries.WriteByte(',')
-		}
-		k, _ := json.Marshal(name)
-		entries.Write(k)
-		entries.WriteString(":[")
-		for j, cv := range idx.Entries[name] {
-			if j > 0 {
-				entries.WriteByte(',')
-			}
-			raw, ok := idx.jsonEntry[cv]
-			if !ok {
-				if raw, err = json.Marshal(cv); err != nil {
-					return nil, err
-				}
-			}
-			entries.Write(raw)
-		}
-		entries.WriteByte(']')
-	}
-	entries.WriteByte('}')
-
 	members := slices.Clone(idx.jsonTop)
 	if len(members) == 0 {
 		apiVersion, _ := json.Marshal(idx.APIVersion)
@@ -780,7 +835,7 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 		}
 		members = append(members, jsonMember{key, val})
 	}
-	set("entries", entries.Bytes())
+	set("entries", nil) // written from the entries below
 	set("generated", generated)
 	var compact bytes.Buffer
 	compact.WriteByte('{')
@@ -791,10 +846,37 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 		k, _ := json.Marshal(m.key)
 		compact.Write(k)
 		compact.WriteByte(':')
-		compact.Write(m.val)
+		if m.key != "entries" {
+			compact.Write(m.val)
+			continue
+		}
+		compact.WriteByte('{')
+		for i, name := range idx.names() {
+			if i > 0 {
+				compact.WriteByte(',')
+			}
+			k, _ := json.Marshal(name)
+			compact.Write(k)
+			compact.WriteString(":[")
+			for j, cv := range idx.Entries[name] {
+				if j > 0 {
+					compact.WriteByte(',')
+				}
+				raw, ok := idx.jsonEntry[cv]
+				if !ok {
+					if raw, err = json.Marshal(cv); err != nil {
+						return nil, err
+					}
+				}
+				compact.Write(raw)
+			}
+			compact.WriteByte(']')
+		}
+		compact.WriteByte('}')
 	}
 	compact.WriteByte('}')
 	var out bytes.Buffer
+	out.Grow(compact.Len() * 5 / 4)
 	if err := json.Indent(&out, compact.Bytes(), "", "  "); err != nil {
 		return nil, err
 	}
@@ -819,7 +901,7 @@ func helmNode(v any) (*yaml.Node, error) {
 
 // Lookup returns idx's entry for exactly (name, version), or nil. (helm's
 // IndexFile.Has takes version as a semver constraint.)
-func Lookup(idx *Index, name, version string) *repo.ChartVersion {
+func Lookup(idx *Index, name, version string) *ChartVersion {
 	for _, cv := range idx.Entries[name] {
 		if cv.Version == version {
 			return cv
@@ -838,8 +920,8 @@ func Entries(idx *Index) int {
 }
 
 var (
-	typeIndexFile    = reflect.TypeFor[repo.IndexFile]()
-	typeChartVersion = reflect.TypeFor[repo.ChartVersion]()
+	typeIndexFile    = reflect.TypeFor[IndexFile]()
+	typeChartVersion = reflect.TypeFor[ChartVersion]()
 	typeTime         = reflect.TypeFor[time.Time]()
 )
 

@@ -14,18 +14,23 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 	"github.com/chartsync/chartsync/internal/statefile"
 )
 
-// indexSnapshot is a parsed index as the index cache keeps it: what
-// ParseIndex built from one stored version of index.yaml, in a form gob
-// writes and reads back fast. Entries read from the source are matched to
-// their source text by position (Ord, JSONEntry parallel to Entries), since
-// pointers do not survive encoding.
-type indexSnapshot struct {
+// The index cache file is a gob stream: a cacheHead, then one cacheChart
+// per chart, so that neither writing nor reading it holds a second copy of
+// the whole index.
+//
+// An entry read from the source is written back from its text (see Index),
+// so the cache keeps of it only what the publisher decides with (name,
+// version, digest, urls) and where its text is: its ordinal in the YAML
+// source or its JSON text. An entry added since it was read is written from
+// its fields: the cache keeps it whole, as JSON, which holds any value a
+// chart's metadata can (gob cannot hold nested untyped values).
+type cacheHead struct {
+	Format  int    // cacheFormat; a file of another format is not used
 	Where   string // store and key: a cache is never used for another repository
 	Version string // store version of the index it was parsed from
 
@@ -33,29 +38,30 @@ type indexSnapshot struct {
 	Generated   time.Time
 	PublicKeys  []string
 	Annotations map[string]string
-	ServerInfo  map[string]any
-	Entries     map[string][]*repo.ChartVersion
+	ServerInfo  []byte // JSON
 
 	JSON bool
-	// YAML: the source, each entry's ordinal in it, and its layout.
+	// YAML: the source and its layout.
 	Src    []byte
-	Ord    map[string][]int
 	Layout *snapLayout
-	// JSON: the top-level members, and each entry's source text.
-	JSONTop   []snapMember
-	JSONEntry map[string][][]byte
-	// Charts is the number of chartSnaps that follow the snapshot in the
-	// file: Entries, Ord and JSONEntry are written one chart at a time,
-	// so that encoding never buffers the whole index.
-	Charts int
+	// JSON: the top-level members.
+	JSONTop []snapMember
+	Charts  int // cacheCharts that follow
 }
 
-// chartSnap is one chart's part of Entries, Ord and JSONEntry.
-type chartSnap struct {
+const cacheFormat = 2
+
+type cacheChart struct {
 	Name    string
-	Entries []*repo.ChartVersion
-	Ord     []int
-	JSON    [][]byte
+	Entries []cacheEntry
+}
+
+type cacheEntry struct {
+	Name, Version, Digest string
+	URLs                  []string
+	Ord                   int    // read from YAML: ordinal in Src; else -1
+	JSON                  []byte // read from JSON: its text
+	Added                 []byte // not read: the whole entry, as JSON
 }
 
 type snapMember struct {
@@ -74,96 +80,6 @@ type snapChart struct {
 	KeyLine, ItemLine, DashCol int
 }
 
-// snapshot returns idx as the cache keeps it.
-func (idx *Index) snapshot(where, version string) *indexSnapshot {
-	s := &indexSnapshot{Where: where, Version: version,
-		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
-		Annotations: idx.Annotations, ServerInfo: idx.ServerInfo,
-		Entries: map[string][]*repo.ChartVersion{}, JSON: idx.json, Src: idx.src}
-	for name, cvs := range idx.Entries {
-		s.Entries[name] = cvs
-	}
-	if idx.json {
-		s.JSONEntry = map[string][][]byte{}
-		for name, cvs := range idx.Entries {
-			raws := make([][]byte, len(cvs))
-			for i, cv := range cvs {
-				raws[i] = idx.jsonEntry[cv]
-			}
-			s.JSONEntry[name] = raws
-		}
-		for _, m := range idx.jsonTop {
-			s.JSONTop = append(s.JSONTop, snapMember{m.key, m.val})
-		}
-		return s
-	}
-	s.Ord = map[string][]int{}
-	for name, cvs := range idx.Entries {
-		ords := make([]int, len(cvs))
-		for i, cv := range cvs {
-			k, ok := idx.ord[cv]
-			if !ok {
-				k = -1
-			}
-			ords[i] = k
-		}
-		s.Ord[name] = ords
-	}
-	if l := idx.layout; l != nil {
-		s.Layout = &snapLayout{Generated: l.generated, GenCol: l.genCol, EntriesLine: l.entriesLine,
-			EntriesCol: l.entriesCol, DashOffset: l.dashOffset, EntriesEnd: l.entriesEnd}
-		for _, c := range l.charts {
-			s.Layout.Charts = append(s.Layout.Charts, snapChart{c.name, c.keyLine, c.itemLine, c.dashCol})
-		}
-	}
-	return s
-}
-
-// index rebuilds the Index the snapshot was taken of.
-func (s *indexSnapshot) index() *Index {
-	idx := &Index{IndexFile: &repo.IndexFile{APIVersion: s.APIVersion, Generated: s.Generated,
-		PublicKeys: s.PublicKeys, Annotations: s.Annotations, ServerInfo: s.ServerInfo,
-		Entries: make(map[string]repo.ChartVersions, len(s.Entries))}, json: s.JSON, src: s.Src}
-	for name, cvs := range s.Entries {
-		for _, cv := range cvs {
-			if cv.Metadata == nil {
-				cv.Metadata = &chart.Metadata{}
-			}
-		}
-		idx.Entries[name] = cvs
-	}
-	if s.JSON {
-		idx.jsonEntry = map[*repo.ChartVersion]json.RawMessage{}
-		for name, cvs := range idx.Entries {
-			for i, cv := range cvs {
-				if i < len(s.JSONEntry[name]) && s.JSONEntry[name][i] != nil {
-					idx.jsonEntry[cv] = s.JSONEntry[name][i]
-				}
-			}
-		}
-		for _, m := range s.JSONTop {
-			idx.jsonTop = append(idx.jsonTop, jsonMember{m.Key, m.Val})
-		}
-		return idx
-	}
-	idx.ord = map[*repo.ChartVersion]int{}
-	for name, cvs := range idx.Entries {
-		for i, cv := range cvs {
-			if i < len(s.Ord[name]) && s.Ord[name][i] >= 0 {
-				idx.ord[cv] = s.Ord[name][i]
-			}
-		}
-	}
-	if l := s.Layout; l != nil {
-		idx.layout = &yamlLayout{generated: l.Generated, genCol: l.GenCol, entriesLine: l.EntriesLine,
-			entriesCol: l.EntriesCol, dashOffset: l.DashOffset, entriesEnd: l.EntriesEnd}
-		for _, c := range l.Charts {
-			idx.layout.charts = append(idx.layout.charts, chartLayout{c.Name, c.KeyLine, c.ItemLine, c.DashCol})
-		}
-	}
-	return idx
-}
-
 // loadIndexCache returns the index cached in file if it was parsed from
 // version of the index at where; nil otherwise (no file, another version,
 // an unreadable file: the cache only saves work).
@@ -177,34 +93,99 @@ func loadIndexCache(file, where, version string) *Index {
 	}
 	defer f.Close()
 	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
-	var s indexSnapshot
-	if err := dec.Decode(&s); err != nil || s.Where != where || s.Version != version {
+	var h cacheHead
+	if err := dec.Decode(&h); err != nil || h.Format != cacheFormat || h.Where != where || h.Version != version {
 		return nil
 	}
-	s.Entries, s.Ord, s.JSONEntry = map[string][]*repo.ChartVersion{}, map[string][]int{}, map[string][][]byte{}
-	for range s.Charts {
-		var c chartSnap
+	idx := &Index{IndexFile: &IndexFile{APIVersion: h.APIVersion, Generated: h.Generated,
+		PublicKeys: h.PublicKeys, Annotations: h.Annotations, Entries: make(map[string]ChartVersions, h.Charts)},
+		json: h.JSON, src: h.Src, ord: map[*ChartVersion]int{}, jsonEntry: map[*ChartVersion]json.RawMessage{}}
+	if h.ServerInfo != nil && json.Unmarshal(h.ServerInfo, &idx.ServerInfo) != nil {
+		return nil
+	}
+	for _, m := range h.JSONTop {
+		idx.jsonTop = append(idx.jsonTop, jsonMember{m.Key, m.Val})
+	}
+	if l := h.Layout; l != nil {
+		idx.layout = &yamlLayout{generated: l.Generated, genCol: l.GenCol, entriesLine: l.EntriesLine,
+			entriesCol: l.EntriesCol, dashOffset: l.DashOffset, entriesEnd: l.EntriesEnd}
+		for _, c := range l.Charts {
+			idx.layout.charts = append(idx.layout.charts, chartLayout{c.Name, c.KeyLine, c.ItemLine, c.DashCol})
+		}
+	}
+	for range h.Charts {
+		var c cacheChart
 		if err := dec.Decode(&c); err != nil {
 			return nil
 		}
-		s.Entries[c.Name], s.Ord[c.Name], s.JSONEntry[c.Name] = c.Entries, c.Ord, c.JSON
+		cvs := make(ChartVersions, len(c.Entries))
+		for i, e := range c.Entries {
+			cv := &ChartVersion{Metadata: &chart.Metadata{Name: e.Name, Version: e.Version}, URLs: e.URLs, Digest: e.Digest}
+			switch {
+			case e.Added != nil:
+				cv = &ChartVersion{}
+				if json.Unmarshal(e.Added, cv) != nil {
+					return nil
+				}
+				if cv.Metadata == nil {
+					cv.Metadata = &chart.Metadata{}
+				}
+			case e.JSON != nil:
+				idx.jsonEntry[cv] = e.JSON
+			default:
+				idx.ord[cv] = e.Ord
+			}
+			cvs[i] = cv
+		}
+		idx.Entries[c.Name] = cvs
 	}
-	return s.index()
+	return idx
 }
 
 // saveIndexCache writes idx, as parsed from version of the index at where,
 // to file, atomically.
 func saveIndexCache(file, where, version string, idx *Index) error {
-	snap := idx.snapshot(where, version)
-	err := statefile.Write(file, func(w io.Writer) error {
+	h := cacheHead{Format: cacheFormat, Where: where, Version: version,
+		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
+		Annotations: idx.Annotations, JSON: idx.json, Src: idx.src, Charts: len(idx.Entries)}
+	var err error
+	if idx.ServerInfo != nil {
+		if h.ServerInfo, err = json.Marshal(idx.ServerInfo); err != nil {
+			return fmt.Errorf("save index cache: %w", err)
+		}
+	}
+	for _, m := range idx.jsonTop {
+		h.JSONTop = append(h.JSONTop, snapMember{m.key, m.val})
+	}
+	if l := idx.layout; l != nil {
+		h.Layout = &snapLayout{Generated: l.generated, GenCol: l.genCol, EntriesLine: l.entriesLine,
+			EntriesCol: l.entriesCol, DashOffset: l.dashOffset, EntriesEnd: l.entriesEnd}
+		for _, c := range l.charts {
+			h.Layout.Charts = append(h.Layout.Charts, snapChart{c.name, c.keyLine, c.itemLine, c.dashCol})
+		}
+	}
+	err = statefile.Write(file, func(w io.Writer) error {
 		enc := gob.NewEncoder(w)
-		head := *snap
-		head.Entries, head.Ord, head.JSONEntry, head.Charts = nil, nil, nil, len(snap.Entries)
-		if err := enc.Encode(&head); err != nil {
+		if err := enc.Encode(&h); err != nil {
 			return err
 		}
-		for name, cvs := range snap.Entries {
-			if err := enc.Encode(&chartSnap{Name: name, Entries: cvs, Ord: snap.Ord[name], JSON: snap.JSONEntry[name]}); err != nil {
+		for name, cvs := range idx.Entries {
+			c := cacheChart{Name: name, Entries: make([]cacheEntry, len(cvs))}
+			for i, cv := range cvs {
+				e := cacheEntry{Name: cv.Name, Version: cv.Version, Digest: cv.Digest, URLs: cv.URLs, Ord: -1}
+				if k, ok := idx.ord[cv]; ok {
+					e.Ord = k
+				} else if raw, ok := idx.jsonEntry[cv]; ok {
+					e.JSON = raw
+				} else {
+					e.Name, e.Version, e.Digest, e.URLs = "", "", "", nil
+					if e.Added, err = json.Marshal(cv); err != nil {
+						return err
+					}
+				}
+				c.Entries[i] = e
+			}
+			if err := enc.Encode(&c); err != nil {
 				return err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/repo"
 	sigsyaml "sigs.k8s.io/yaml"
 )
@@ -69,6 +70,38 @@ func TestIndexCacheIsLossless(t *testing.T) {
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("written from the cache:\n%s\n---- written from the parse:\n%s", got, want)
+			}
+
+			// An index cached with entries added since it was read (as
+			// a cycle caches what it wrote), one holding nested untyped
+			// values, and a nested serverInfo.
+			deep := &chart.Metadata{APIVersion: "v2", Name: "deep", Version: "1.0.0", Dependencies: []*chart.Dependency{{
+				Name: "sub", Version: "1.0.0", ImportValues: []any{map[string]any{"child": "a", "parent": []any{"b", 1.5}}}}}}
+			for _, idx := range []*Index{parsed, cached} {
+				if err := idx.MustAdd(deep, "deep-1.0.0.tgz", "", zeros); err != nil {
+					t.Fatal(err)
+				}
+				idx.Entries["deep"][0].Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+				idx.ServerInfo = map[string]any{"contextPath": "/charts", "nested": map[string]any{"list": []any{"x", true}}}
+			}
+			if want, err = parsed.Marshal(); err != nil {
+				t.Fatal(err)
+			}
+			if err := saveIndexCache(file, "here", "v2", cached); err != nil {
+				t.Fatal(err)
+			}
+			again := loadIndexCache(file, "here", "v2")
+			if again == nil {
+				t.Fatal("cache with added entries not loaded")
+			}
+			if !reflect.DeepEqual(again.ServerInfo, parsed.ServerInfo) {
+				t.Errorf("serverInfo from the cache %v, want %v", again.ServerInfo, parsed.ServerInfo)
+			}
+			if got, err = again.Marshal(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("written from the cache with added entries:\n%s\n---- written from the parse:\n%s", got, want)
 			}
 		})
 	}

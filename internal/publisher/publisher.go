@@ -24,7 +24,6 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 )
@@ -430,7 +429,7 @@ func (p *Publisher) sameContent(sumA string, a []byte, sumB string, b []byte) (b
 
 // checkIndexed compares this publisher's build of an indexed chart version
 // with the indexed package: equal digests, or the same content.
-func (p *Publisher) checkIndexed(ctx context.Context, cv *repo.ChartVersion, pkg Package, c *call) error {
+func (p *Publisher) checkIndexed(ctx context.Context, cv *ChartVersion, pkg Package, c *call) error {
 	ours := pkg.sum()
 	if cv.Digest == "" || cv.Digest == ours {
 		return nil
@@ -640,8 +639,8 @@ func (p *Publisher) fileOf(u string) string {
 // claims maps each package file of this repository to the index entry
 // whose url names it exactly, matched by (name, version) and exact url,
 // never by url basename.
-func (p *Publisher) claims(idx *Index) map[string]*repo.ChartVersion {
-	m := map[string]*repo.ChartVersion{}
+func (p *Publisher) claims(idx *Index) map[string]*ChartVersion {
+	m := map[string]*ChartVersion{}
 	for _, cvs := range idx.Entries {
 		for _, cv := range cvs {
 			if len(cv.URLs) == 0 {
@@ -752,7 +751,7 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store
 // mismatch handles a stored package whose bytes do not match its index
 // entry: an index edited by hand, a package this publisher can restore, or
 // a modified package.
-func (p *Publisher) mismatch(ctx context.Context, cv *repo.ChartVersion, obj store.Object, sum string, c *call, rep *Report) {
+func (p *Publisher) mismatch(ctx context.Context, cv *ChartVersion, obj store.Object, sum string, c *call, rep *Report) {
 	name := path.Base(obj.Key)
 	if first, ok := p.cfg.Memory.indexed(cv.Name, cv.Version); ok && first != cv.Digest && first == sum {
 		rep.Edited = append(rep.Edited, name)
@@ -775,7 +774,7 @@ func (p *Publisher) mismatch(ctx context.Context, cv *repo.ChartVersion, obj sto
 // call's own build when it has exactly the indexed digest, else from the
 // versions the store kept (store.Versioned). It returns where the bytes
 // came from, or "" if it could not restore them.
-func (p *Publisher) restore(ctx context.Context, cv *repo.ChartVersion, obj store.Object, c *call) (string, error) {
+func (p *Publisher) restore(ctx context.Context, cv *ChartVersion, obj store.Object, c *call) (string, error) {
 	name := path.Base(obj.Key)
 	if b, ok := c.builds[name]; ok && b.sum() == cv.Digest && b.Metadata.Name == cv.Name && b.Metadata.Version == cv.Version {
 		data, err := b.bytes(ctx)
