@@ -14,8 +14,10 @@ export PATH := $(TOOLS):$(PATH)
 
 all: build
 
+# build: chartsync, and chartsync-lint, the lint helper it runs for each
+# new package (docs/install.md says where it looks for it).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/chartsync ./cmd/chartsync
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/chartsync ./cmd/chartsync-lint
 
 tools:
 	./scripts/install-tools.sh
@@ -46,6 +48,7 @@ $(TOOLS)/staticcheck:
 
 install: build
 	install -D -m 0755 bin/chartsync $(DESTDIR)$(PREFIX)/bin/chartsync
+	install -D -m 0755 bin/chartsync-lint $(DESTDIR)$(PREFIX)/libexec/chartsync/chartsync-lint
 
 # deb builds the Debian package (debian/) with the Go on PATH or in
 # /usr/local/go (-d: Debian 12's golang-go is too old to satisfy

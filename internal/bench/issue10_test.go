@@ -21,6 +21,7 @@ import (
 	"github.com/chartsync/chartsync/internal/gitsrc"
 	"github.com/chartsync/chartsync/internal/metrics"
 	"github.com/chartsync/chartsync/internal/packager"
+	"github.com/chartsync/chartsync/internal/packager/lintworker"
 	"github.com/chartsync/chartsync/internal/syncer"
 	"github.com/chartsync/chartsync/internal/testenv"
 )
@@ -28,7 +29,12 @@ import (
 // The benchmarks of issue 10 (read charts from git objects), side by side
 // with the git and helm CLIs doing the equivalent work. Servers (versitygw,
 // Swift) are started by testenv on 127.0.0.1.
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain makes the test binary its own lint helper, for the syncers and
+// Linters the benchmarks run in this process.
+func TestMain(m *testing.M) {
+	lintworker.ServeSelf()
+	testenv.Main(m)
+}
 
 // secretFile writes a secret to a file of its own, as the config wants it.
 func secretFile(tb testing.TB, secret string) string {

@@ -102,8 +102,8 @@ type Options struct {
 	// Lint is the lint mode `run` uses for these charts (LintStrict or
 	// LintWarn).
 	Lint packager.LintMode
-	// Linter lints as run does (in a bounded child process); nil lints in
-	// this process.
+	// Linter lints as run does; nil uses packager's default (see
+	// packager.Options).
 	Linter *packager.Linter
 	// Unchanged, if set, reports that a chart directory's files are the
 	// same at base and head and nothing in it points outside

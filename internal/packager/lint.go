@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +19,6 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/lint"
-	"helm.sh/helm/v3/pkg/lint/support"
 
 	"github.com/chartsync/chartsync/internal/statefile"
 )
@@ -44,15 +40,13 @@ type Verdict struct {
 // Helm's template engine cannot be interrupted in-process: a template that
 // loops for minutes or allocates gigabytes would hold a worker goroutine
 // and the daemon's memory. A child process can be killed: the parent kills
-// it when Timeout is up or its resident memory passes Memory (the kernel
+// it when Timeout is up or its resident memory passes Memory (the worker
 // caps its address space too), so a runaway template costs about Timeout
-// and Memory, and never the daemon's own memory. The child is the running
-// binary itself (/proc/self/exe where there is one, so that it is the same
-// build even after an upgrade replaced the file; else os.Executable),
-// started with an environment variable that this package's init
-// recognises: every binary that links the packager, the chartsync binary
-// and test binaries alike, can lint in a child without a subcommand of its
-// own. The worker does no network I/O.
+// and Memory, and never the daemon's own memory. The child is the lint
+// helper, the chartsync-lint program (package lintworker): helm's linter
+// is linked there and not into chartsync, where it would bring the
+// Kubernetes client libraries, tens of megabytes of file and of resident
+// memory in every process. The worker does no network I/O.
 //
 // A Linter is safe for concurrent use. The zero value is not usable; use
 // NewLinter.
@@ -78,81 +72,88 @@ const (
 	DefaultLintMemory  = 1 << 30
 )
 
+// LintHelper is the lint helper's file name. FindLintHelper looks for it next
+// to the running executable (its symlinks resolved), where `go build -o
+// dir/` and the tests put it, then in ../libexec/chartsync/ from there,
+// where `make install` and the Debian package put it
+// (/usr/libexec/chartsync/chartsync-lint for /usr/bin/chartsync).
+const LintHelper = "chartsync-lint"
+
+// lintWithSelf is set by LintWithSelf.
+var lintWithSelf atomic.Bool
+
+// LintWithSelf makes Linters start the running program itself
+// (/proc/self/exe) as the worker instead of the lint helper. It is for
+// test binaries: one that links package lintworker can be the worker, as
+// the chartsync binary was before the helper, where building the helper
+// would cost every test package a go build. lintworker.ServeSelf, first
+// thing in TestMain, calls it, and makes the test binary the worker when
+// a Linter starts it.
+func LintWithSelf() { lintWithSelf.Store(true) }
+
 // NewLinter returns a Linter with the default bounds that keeps its verdicts
-// in dir (if not ""). It fails if the running executable cannot be found.
+// in dir (if not "") and starts the program FindLintHelper finds, or
+// FindLintHelper's error.
 func NewLinter(dir string) (*Linter, error) {
-	// /proc/self/exe is this very binary even after a package upgrade
-	// replaced or removed the file it was started from.
-	exe := "/proc/self/exe"
-	if _, err := os.Stat(exe); err != nil {
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find executable for the lint worker: %w", err)
-		}
+	exe, err := FindLintHelper()
+	if err != nil {
+		return nil, err
 	}
 	return &Linter{Timeout: DefaultLintTimeout, Memory: DefaultLintMemory, Dir: dir, exe: exe, cache: map[string]Verdict{}}, nil
 }
 
-// Environment of the lint worker.
+// FindLintHelper returns the path of the program a Linter starts: the
+// lint helper, where LintHelper says (or /proc/self/exe after
+// LintWithSelf). It fails, naming the places it looked, if there is none.
+func FindLintHelper() (string, error) {
+	if lintWithSelf.Load() {
+		return "/proc/self/exe", nil
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find the lint helper %s: %w", LintHelper, err)
+	}
+	return lintHelperOf(exe)
+}
+
+// lintHelperOf returns the path of the lint helper of executable exe.
+func lintHelperOf(exe string) (string, error) {
+	dir := filepath.Dir(exe)
+	tried := []string{filepath.Join(dir, LintHelper), filepath.Join(filepath.Dir(dir), "libexec", "chartsync", LintHelper)}
+	for _, p := range tried {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("lint helper %s not found: neither %s nor %s is an executable file", LintHelper, tried[0], tried[1])
+}
+
+// The lint worker's protocol. A Linter starts the worker with these
+// variables in an otherwise bare environment, writes the package to
+// its standard input, and reads the Verdict as JSON from its standard
+// output if it exits with status 0, else a message from its standard
+// error. Package lintworker is the worker's side.
 const (
-	workerEnv    = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart name: be the worker
-	workerMemory = "CHARTSYNC_INTERNAL_LINT_MEMORY" // Linter.Memory
-	workerTime   = "CHARTSYNC_INTERNAL_LINT_TIME"   // Linter.Timeout
+	LintWorkerChart  = "CHARTSYNC_INTERNAL_LINT_WORKER" // the chart's name
+	LintWorkerMemory = "CHARTSYNC_INTERNAL_LINT_MEMORY" // Linter.Memory, in bytes
+	LintWorkerTime   = "CHARTSYNC_INTERNAL_LINT_TIME"   // Linter.Timeout; the worker exits when it is long past
 )
 
-// asHeadroom is what the worker's address-space cap adds to Linter.Memory:
-// the Go runtime reserves about a gigabyte of address space it never uses,
-// and cannot start under a tighter cap.
-const asHeadroom = 2 << 30
-
-func init() {
-	if name := os.Getenv(workerEnv); name != "" {
-		// Should the parent die without killing it, the worker does not
-		// outlive its time.
-		if d, err := time.ParseDuration(os.Getenv(workerTime)); err == nil && d > 0 {
-			time.AfterFunc(d+5*time.Second, func() { os.Exit(4) })
-		}
-		os.Exit(lintWorker(name, os.Getenv(workerMemory), os.Stdin, os.Stdout, os.Stderr))
-	}
-}
-
-// lintWorker is the child: it caps its own address space and tells the
-// garbage collector its memory bound, reads the package from in, lints it,
-// and writes the Verdict as JSON to out.
-func lintWorker(name, memory string, in io.Reader, out, errOut io.Writer) int {
-	if n, err := strconv.ParseInt(memory, 10, 64); err == nil && n > 0 {
-		// The parent watches the resident size; the address-space cap stops
-		// a spike between two of its checks; the soft limit makes the
-		// garbage collector work harder as the bound nears.
-		lim := &syscall.Rlimit{Cur: uint64(n + asHeadroom), Max: uint64(n + asHeadroom)}
-		if err := syscall.Setrlimit(syscall.RLIMIT_AS, lim); err != nil {
-			fmt.Fprintf(errOut, "set memory limit: %v\n", err)
-			return 3
-		}
-		debug.SetMemoryLimit(n * 3 / 4)
-	}
-	data, err := io.ReadAll(in)
-	if err != nil {
-		fmt.Fprintf(errOut, "read package: %v\n", err)
-		return 3
-	}
-	v, err := lintArchive(name, data)
-	if err != nil {
-		fmt.Fprintln(errOut, err)
-		return 3
-	}
-	if err := json.NewEncoder(out).Encode(v); err != nil {
-		fmt.Fprintln(errOut, err)
-		return 3
-	}
-	return 0
-}
+// defaultLinter is the Linter of a Build whose Options.Linter is nil.
+var defaultLinter = sync.OnceValues(func() (*Linter, error) { return NewLinter("") })
 
 // lint returns the verdict on the package data of chart name, from the cache
-// or by linting it (in this process if l is nil). Errors are failures to
+// or by linting it (with defaultLinter if l is nil). Errors are failures to
 // lint at all; a done ctx returns ctx.Err().
 func (l *Linter) lint(ctx context.Context, name string, data []byte, digest string) (Verdict, error) {
 	if l == nil {
-		return lintArchive(name, data)
+		var err error
+		if l, err = defaultLinter(); err != nil {
+			return Verdict{}, err
+		}
 	}
 	key := l.key(digest)
 	if v, ok := l.lookup(key); ok {
@@ -167,9 +168,8 @@ func (l *Linter) lint(ctx context.Context, name string, data []byte, digest stri
 }
 
 // run lints in a child process: killed when ctx is done, when Timeout is
-// up, or when its resident memory exceeds Memory (checked every 20 ms;
-// the child's own address space is capped at Memory plus asHeadroom, for
-// a spike between two checks).
+// up, or when its resident memory exceeds Memory (checked every 20 ms; the
+// worker caps its own address space too, for a spike between two checks).
 func (l *Linter) run(ctx context.Context, name string, data []byte) (Verdict, error) {
 	return l.runArgs(ctx, name, data)
 }
@@ -191,7 +191,7 @@ func (l *Linter) runArgs(ctx context.Context, name string, data []byte, args ...
 	// and braces: the schema check already refuses remote references, and
 	// the worker has no business on the network.
 	cmd.Env = []string{
-		workerEnv + "=" + name, workerMemory + "=" + strconv.FormatInt(memory, 10), workerTime + "=" + timeout.String(),
+		LintWorkerChart + "=" + name, LintWorkerMemory + "=" + strconv.FormatInt(memory, 10), LintWorkerTime + "=" + timeout.String(),
 		"TMPDIR=" + os.TempDir(), "PATH=/usr/bin:/bin",
 		"HTTP_PROXY=http://127.0.0.1:1", "HTTPS_PROXY=http://127.0.0.1:1",
 	}
@@ -318,39 +318,6 @@ func (l *Linter) store(key string, v Verdict) {
 	}
 	// The cache only saves work: a verdict not written is linted again.
 	_ = statefile.WriteJSON(filepath.Join(l.Dir, key+".json"), v)
-}
-
-// lintArchive unpacks the package data into a temporary directory and runs
-// helm's linter on it, so what is linted is exactly what is published. Info
-// findings are dropped.
-func lintArchive(name string, data []byte) (Verdict, error) {
-	var v Verdict
-	tmp, err := os.MkdirTemp("", "chartsync-lint-")
-	if err != nil {
-		return v, fmt.Errorf("lint: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := chartutil.Expand(tmp, bytes.NewReader(data)); err != nil {
-		return v, fmt.Errorf("lint: unpack package: %w", err)
-	}
-	chartDir := filepath.Join(tmp, name)
-	linter := lint.AllWithKubeVersionAndSchemaValidation(chartDir, map[string]interface{}{}, "default", nil, false)
-	for _, m := range linter.Messages {
-		where := m.Path
-		if rel, err := filepath.Rel(chartDir, where); err == nil && filepath.IsAbs(where) {
-			where = filepath.ToSlash(rel)
-		}
-		text := strings.ReplaceAll(m.Err.Error(), chartDir+string(filepath.Separator), "")
-		text = strings.ReplaceAll(text, chartDir, ".")
-		text = strings.Join(strings.Fields(text), " ")
-		switch m.Severity {
-		case support.ErrorSev:
-			v.Errors = append(v.Errors, fmt.Sprintf("[ERROR] %s: %s", where, text))
-		case support.WarningSev:
-			v.Warnings = append(v.Warnings, fmt.Sprintf("[WARNING] %s: %s", where, text))
-		}
-	}
-	return v, nil
 }
 
 // checkSchemas refuses a values.schema.json, in ch or any of its

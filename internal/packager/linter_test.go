@@ -83,11 +83,12 @@ func TestLinterCancel(t *testing.T) {
 
 // TestLinterCache: verdicts are kept by package digest, in memory and in
 // the directory, so a new Linter on the same directory lints nothing again;
-// the findings are the same as linting in process.
+// the findings are the same as the default Linter's, which caches nothing
+// on disk.
 func TestLinterCache(t *testing.T) {
 	root := t.TempDir()
 	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
-	_, inproc := buildOne(t, root, "charts/foo", Options{})
+	_, want := buildOne(t, root, "charts/foo", Options{})
 	dir := t.TempDir()
 	l, err := NewLinter(dir)
 	if err != nil {
@@ -96,8 +97,8 @@ func TestLinterCache(t *testing.T) {
 	for i := range 2 {
 		_, err := buildOne(t, root, "charts/foo", Options{Linter: l})
 		wantFail(t, err, ReasonLint, "[ERROR] templates/broken.yaml")
-		if err.Error() != inproc.Error() {
-			t.Errorf("build %d: %v, in process: %v", i, err, inproc)
+		if err.Error() != want.Error() {
+			t.Errorf("build %d: %v, default Linter: %v", i, err, want)
 		}
 	}
 	if l.runs.Load() != 1 {
@@ -153,7 +154,7 @@ func TestLinterWorkerEndsOnItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = []string{workerEnv + "=foo", workerTime + "=1s"}
+	cmd.Env = []string{LintWorkerChart + "=foo", LintWorkerTime + "=1s"}
 	cmd.Stdin = strings.NewReader(data)
 	start := time.Now()
 	err = cmd.Run()
@@ -201,5 +202,42 @@ func TestLintSkip(t *testing.T) {
 	}
 	if skipped.Digest != linted.Digest || len(skipped.Warnings) != 0 || l.runs.Load() != 0 {
 		t.Errorf("LintSkip: digest %s (linted %s), warnings %q, %d workers", skipped.Digest, linted.Digest, skipped.Warnings, l.runs.Load())
+	}
+}
+
+// TestLintHelperOf: the helper next to the executable wins over the one in
+// ../libexec/chartsync; with neither the error names both.
+func TestLintHelperOf(t *testing.T) {
+	root := t.TempDir()
+	exe := filepath.Join(root, "bin", "chartsync")
+	next := filepath.Join(root, "bin", LintHelper)
+	libexec := filepath.Join(root, "libexec", "chartsync", LintHelper)
+	_, err := lintHelperOf(exe)
+	if err == nil || !strings.Contains(err.Error(), next) || !strings.Contains(err.Error(), libexec) {
+		t.Errorf("no helper: %v, want an error naming %s and %s", err, next, libexec)
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string]os.FileMode
+		want  string
+	}{
+		{"libexec", map[string]os.FileMode{libexec: 0o755}, libexec},
+		{"next wins", map[string]os.FileMode{libexec: 0o755, next: 0o755}, next},
+		{"not executable", map[string]os.FileMode{libexec: 0o755, next: 0o644}, libexec},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.RemoveAll(root)
+			for p, mode := range tc.files {
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, nil, mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, err := lintHelperOf(exe); err != nil || got != tc.want {
+				t.Errorf("lintHelperOf = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

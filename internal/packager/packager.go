@@ -111,8 +111,8 @@ type Options struct {
 	// LFSWarn turns a Git LFS pointer file in a chart from a failure into
 	// a warning (the pointer is packaged as it is).
 	LFSWarn bool
-	// Linter runs helm's linter; nil lints in this process, with no bound
-	// on time or memory.
+	// Linter runs helm's linter; nil uses one Linter for the process, made
+	// by NewLinter("") on first use (its error fails the chart).
 	Linter *Linter
 }
 

@@ -140,8 +140,9 @@ type work struct {
 
 // Check makes every check New makes, creating nothing and contacting
 // nobody: git credentials (token file or variable set and not empty),
-// signing keys (keyring readable, key found, passphrase right), and each
-// store's settings and secret files. The load-and-validate path of
+// signing keys (keyring readable, key found, passphrase right), each
+// store's settings and secret files, and the lint helper
+// (packager.FindLintHelper). The load-and-validate path of
 // check-config, start-up and reload calls it, so what it passes New
 // accepts.
 func Check(cfg *config.Config) error {
@@ -149,7 +150,8 @@ func Check(cfg *config.Config) error {
 	return err
 }
 
-// prepare resolves the git credentials and signers and checks the stores.
+// prepare resolves the git credentials and signers and checks the stores
+// and the lint helper.
 func prepare(cfg *config.Config) (gitsrc.Auth, map[string]*packager.Signer, error) {
 	auth, err := gitAuth(cfg.Git)
 	if err != nil {
@@ -171,6 +173,9 @@ func prepare(cfg *config.Config) (gitsrc.Auth, map[string]*packager.Signer, erro
 		if err := stores.Check(sc, lookupEnv); err != nil {
 			return auth, nil, fmt.Errorf("store %s: %w", name, err)
 		}
+	}
+	if _, err := packager.FindLintHelper(); err != nil {
+		return auth, nil, err
 	}
 	return auth, signers, nil
 }

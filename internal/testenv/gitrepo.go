@@ -76,7 +76,7 @@ func (r *GitRepo) Commit(msg string) string {
 }
 
 // MainWithBinary is TestMain for tests that drive the chartsync binary: it
-// builds cmd/chartsync into a temporary directory, sets *binary to its
+// builds it into a temporary directory (BuildBinary), sets *binary to its
 // path, runs the tests as Run does (servers are stopped at the end) and
 // exits.
 func MainWithBinary(m *testing.M, binary *string) {
@@ -85,14 +85,22 @@ func MainWithBinary(m *testing.M, binary *string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	*binary = filepath.Join(dir, "chartsync")
-	build := exec.Command("go", "build", "-o", *binary, "github.com/chartsync/chartsync/cmd/chartsync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build chartsync:", err)
+	if *binary, err = BuildBinary(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// BuildBinary builds cmd/chartsync and its lint helper cmd/chartsync-lint,
+// which it finds next to itself, into dir, and returns chartsync's path.
+func BuildBinary(dir string) (string, error) {
+	out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+		"github.com/chartsync/chartsync/cmd/chartsync", "github.com/chartsync/chartsync/cmd/chartsync-lint").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("build chartsync: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "chartsync"), nil
 }

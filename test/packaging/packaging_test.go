@@ -88,6 +88,7 @@ func testInstall(t *testing.T, r *root, upstream string) {
 	r.mustSh(t, "dpkg -i v1", "dpkg -i /pkgs/v1.deb")
 	r.expectFiles(t, []wantFile{
 		{"/usr/bin/chartsync", "regular file", "root:root", "755"},
+		{"/usr/libexec/chartsync/chartsync-lint", "regular file", "root:root", "755"},
 		{"/etc/chartsync/chartsync.toml", "regular file", "root:root", "644"},
 		{"/etc/default/chartsync", "regular file", "root:root", "600"},
 		{"/lib/systemd/system/chartsync.service", "regular file", "root:root", "644"},
@@ -221,6 +222,7 @@ func testRemove(t *testing.T, r *root) {
 	}
 	r.expectFiles(t, []wantFile{
 		{"/usr/bin/chartsync", "absent", "", ""},
+		{"/usr/libexec/chartsync", "absent", "", ""},
 		{"/lib/systemd/system/chartsync.service", "absent", "", ""},
 		{"/etc/chartsync/chartsync.toml", "regular file", "root:root", "644"},
 		{"/etc/default/chartsync", "regular file", "root:root", "600"},
