@@ -134,11 +134,8 @@ type largeRepo struct {
 }
 
 func newLargeRepo(b *testing.B, entries int, format string) *largeRepo {
-	return newLargeRepoDir(b, entries, format, b.TempDir())
-}
-
-func newLargeRepoDir(b *testing.B, entries int, format, dir string) *largeRepo {
 	b.Helper()
+	dir := b.TempDir()
 	r := &largeRepo{entries: entries, format: format, store: filepath.Join(dir, "store")}
 	if err := os.MkdirAll(r.store, 0o755); err != nil {
 		b.Fatal(err)
