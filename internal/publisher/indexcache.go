@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/gob"
 	"encoding/hex"
 	"encoding/json"
@@ -19,9 +20,9 @@ import (
 	"github.com/chartsync/chartsync/internal/statefile"
 )
 
-// The index cache file is a gob stream: a cacheHead, then one cacheChart
-// per chart, so that neither writing nor reading it holds a second copy of
-// the whole index.
+// The index cache file is the YAML source (its length as 8 bytes, then the
+// bytes), then a gob stream: a cacheHead and one cacheChart per chart, so
+// that neither writing nor reading it holds a second copy of the index.
 //
 // An entry read from the source is written back from its text (see Index),
 // so the cache keeps of it only what the publisher decides with (name,
@@ -41,15 +42,14 @@ type cacheHead struct {
 	ServerInfo  []byte // JSON
 
 	JSON bool
-	// YAML: the source and its layout.
-	Src    []byte
+	// YAML: the source's layout.
 	Layout *snapLayout
 	// JSON: the top-level members.
 	JSONTop []snapMember
 	Charts  int // cacheCharts that follow
 }
 
-const cacheFormat = 2
+const cacheFormat = 3
 
 type cacheChart struct {
 	Name    string
@@ -59,7 +59,7 @@ type cacheChart struct {
 type cacheEntry struct {
 	Name, Version, Digest string
 	URLs                  []string
-	Ord                   int    // read from YAML: ordinal in Src; else -1
+	Ord                   int    // read from YAML: ordinal in the source; else -1
 	JSON                  []byte // read from JSON: its text
 	Added                 []byte // not read: the whole entry, as JSON
 }
@@ -92,14 +92,30 @@ func loadIndexCache(file, where, version string) *Index {
 		return nil
 	}
 	defer f.Close()
-	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var n uint64
+	if binary.Read(r, binary.BigEndian, &n) != nil || n > uint64(fi.Size()) {
+		return nil
+	}
+	var src []byte
+	if n > 0 {
+		src = make([]byte, n)
+		if _, err := io.ReadFull(r, src); err != nil {
+			return nil
+		}
+	}
+	dec := gob.NewDecoder(r)
 	var h cacheHead
 	if err := dec.Decode(&h); err != nil || h.Format != cacheFormat || h.Where != where || h.Version != version {
 		return nil
 	}
 	idx := &Index{IndexFile: &IndexFile{APIVersion: h.APIVersion, Generated: h.Generated,
 		PublicKeys: h.PublicKeys, Annotations: h.Annotations, Entries: make(map[string]ChartVersions, h.Charts)},
-		json: h.JSON, src: h.Src, ord: map[*ChartVersion]int{}, jsonEntry: map[*ChartVersion]json.RawMessage{}}
+		json: h.JSON, src: src, ord: map[*ChartVersion]int{}, jsonEntry: map[*ChartVersion]json.RawMessage{}}
 	if h.ServerInfo != nil && json.Unmarshal(h.ServerInfo, &idx.ServerInfo) != nil {
 		return nil
 	}
@@ -147,7 +163,7 @@ func loadIndexCache(file, where, version string) *Index {
 func saveIndexCache(file, where, version string, idx *Index) error {
 	h := cacheHead{Format: cacheFormat, Where: where, Version: version,
 		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
-		Annotations: idx.Annotations, JSON: idx.json, Src: idx.src, Charts: len(idx.Entries)}
+		Annotations: idx.Annotations, JSON: idx.json, Charts: len(idx.Entries)}
 	var err error
 	if idx.ServerInfo != nil {
 		if h.ServerInfo, err = json.Marshal(idx.ServerInfo); err != nil {
@@ -165,6 +181,12 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 		}
 	}
 	err = statefile.Write(file, func(w io.Writer) error {
+		if err := binary.Write(w, binary.BigEndian, uint64(len(idx.src))); err != nil {
+			return err
+		}
+		if _, err := w.Write(idx.src); err != nil {
+			return err
+		}
 		enc := gob.NewEncoder(w)
 		if err := enc.Encode(&h); err != nil {
 			return err
