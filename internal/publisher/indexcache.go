@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
+	"strconv"
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -246,15 +248,18 @@ func (p *Publisher) Survey(ctx context.Context) (index, packages string, err err
 
 // listingDigest digests the names, sizes and versions of objs.
 func listingDigest(objs map[string]store.Object) string {
-	names := make([]string, 0, len(objs))
-	for name := range objs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(objs))
 	h := sha256.New()
+	var b []byte
 	for _, name := range names {
 		o := objs[name]
-		fmt.Fprintf(h, "%s\x00%d\x00%s\n", name, o.Size, o.Version)
+		b = append(b[:0], name...)
+		b = append(b, 0)
+		b = strconv.AppendInt(b, o.Size, 10)
+		b = append(b, 0)
+		b = append(b, o.Version...)
+		b = append(b, '\n')
+		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -113,10 +113,40 @@ func (i *IndexFile) MustAdd(md *chart.Metadata, filename, baseURL, digest string
 
 // SortEntries puts each chart's entries in descending version order, as
 // helm does: newest first, versions that do not parse last.
+//
+// Each version is parsed once, not at every comparison: the comparisons,
+// and so the order, are those of ChartVersions.Less.
 func (i *IndexFile) SortEntries() {
 	for _, versions := range i.Entries {
-		sort.Sort(sort.Reverse(versions))
+		p := parsedVersions{versions, make([]*semver.Version, len(versions))}
+		for k, cv := range versions {
+			p.v[k], _ = semver.NewVersion(cv.Version) // nil: does not parse
+		}
+		sort.Sort(sort.Reverse(p))
 	}
+}
+
+// parsedVersions is ChartVersions with each version parsed.
+type parsedVersions struct {
+	c ChartVersions
+	v []*semver.Version
+}
+
+func (p parsedVersions) Len() int { return len(p.c) }
+func (p parsedVersions) Swap(i, j int) {
+	p.c[i], p.c[j] = p.c[j], p.c[i]
+	p.v[i], p.v[j] = p.v[j], p.v[i]
+}
+
+// Less is ChartVersions.Less.
+func (p parsedVersions) Less(a, b int) bool {
+	switch {
+	case p.v[a] == nil:
+		return true
+	case p.v[b] == nil:
+		return false
+	}
+	return p.v[a].LessThan(p.v[b])
 }
 
 // urlJoin joins file to the path of baseURL, or fails if baseURL does not

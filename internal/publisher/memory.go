@@ -64,11 +64,12 @@ func (m *Memory) saw(idx *Index) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.load()
+	var k []byte // nvKey, built without allocating for a lookup
 	for name, cvs := range idx.Entries {
 		for _, cv := range cvs {
-			k := nvKey(name, cv.Version)
-			if _, ok := m.m.Indexed[k]; !ok {
-				m.m.Indexed[k] = cv.Digest
+			k = append(append(append(k[:0], name...), ' '), cv.Version...)
+			if _, ok := m.m.Indexed[string(k)]; !ok {
+				m.m.Indexed[string(k)] = cv.Digest
 				m.dirty = true
 			}
 		}

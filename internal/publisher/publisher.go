@@ -234,7 +234,7 @@ type Report struct {
 	// Entries is the number of chart versions in the index afterwards.
 	Entries int
 	// Listing digests the package files the index was reconciled with
-	// (see Survey).
+	// (see Survey), when the index was not written.
 	Listing string
 	// Wrote is true when index.yaml was written.
 	Wrote bool
@@ -502,7 +502,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			return err
 		}
 		// The report says what is in the index only once it is there.
-		next := &Report{Failed: c.rep.Failed, Listing: listingDigest(objs)}
+		next := &Report{Failed: c.rep.Failed}
 		changed, err := p.merge(ctx, idx, objs, c, next)
 		if err != nil {
 			return err
@@ -512,7 +512,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			changed = true // switch the stored index to the configured format
 		}
 		if !changed {
-			next.Version = ver
+			next.Version, next.Listing = ver, listingDigest(objs)
 			*c.rep = *next
 			p.save()
 			return nil
