@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -376,7 +375,7 @@ func copyTree(src, dst string) error {
 			}
 			return os.Symlink(link, target)
 		case d.Type().IsRegular():
-			err := copyFile(path, target, info.Mode().Perm())
+			err := testenv.CopyFile(path, target, info.Mode().Perm())
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
@@ -384,23 +383,6 @@ func copyTree(src, dst string) error {
 		}
 		return nil
 	})
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // root is a throwaway Debian system for dpkg and maintainer scripts: the
@@ -473,7 +455,7 @@ func (r *root) addFile(t *testing.T, src, name string) {
 	t.Helper()
 	dst := filepath.Join(r.dir, "pkgs", name)
 	must(t, os.MkdirAll(filepath.Dir(dst), 0o755))
-	must(t, copyFile(src, dst, 0o644))
+	must(t, testenv.CopyFile(src, dst, 0o644))
 }
 
 // sh runs script with /bin/sh -eu inside the root, stdin /dev/null, and
