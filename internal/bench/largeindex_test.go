@@ -45,9 +45,8 @@ var (
 // test process, as `make build` does, and installs copies of them next to
 // each other, as a package would: the files the linker wrote are not run.
 // (Measured here on a build that still linked helm's linter: `chartsync
-// version` peaked at 72 MiB resident run from the
-// linker's file and at 40 MiB run from a copy of it; the difference is in
-// file-backed pages.)
+// version` peaked at 72 MiB resident run from the linker's file and at
+// 40 MiB run from a copy of it; the difference is in file-backed pages.)
 func chartsyncBinary(tb testing.TB) string {
 	tb.Helper()
 	binaryOnce.Do(func() {
