@@ -299,8 +299,7 @@ func (l *Linter) lookup(key string) (Verdict, bool) {
 	if ok || l.Dir == "" {
 		return v, ok
 	}
-	data, err := os.ReadFile(filepath.Join(l.Dir, key+".json"))
-	if err != nil || json.Unmarshal(data, &v) != nil {
+	if !statefile.ReadJSON(filepath.Join(l.Dir, key+".json"), &v) {
 		return Verdict{}, false
 	}
 	l.mu.Lock()

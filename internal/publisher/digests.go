@@ -1,9 +1,7 @@
 package publisher
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/chartsync/chartsync/internal/statefile"
@@ -40,7 +38,7 @@ func LoadDigestCache(file string) *DigestCache {
 func (c *DigestCache) load() {
 	if !c.loaded {
 		c.loaded = true
-		if b, err := os.ReadFile(c.file); c.file != "" && err == nil && json.Unmarshal(b, &c.m) != nil {
+		if !statefile.ReadJSON(c.file, &c.m) {
 			c.m = nil
 		}
 	}

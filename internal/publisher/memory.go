@@ -1,9 +1,7 @@
 package publisher
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/chartsync/chartsync/internal/statefile"
@@ -45,9 +43,7 @@ func LoadMemory(file string) *Memory {
 func (m *Memory) load() {
 	if !m.loaded {
 		m.loaded = true
-		if b, err := os.ReadFile(m.file); m.file != "" && err == nil {
-			_ = json.Unmarshal(b, &m.m)
-		}
+		statefile.ReadJSON(m.file, &m.m)
 	}
 	if m.m.Indexed == nil {
 		m.m.Indexed = map[string]string{}

@@ -44,6 +44,14 @@ func Write(file string, write func(w io.Writer) error) error {
 	return nil
 }
 
+// ReadJSON decodes the JSON in file, as WriteJSON wrote it, into v. It
+// reports false when there is no such file or it does not decode: the
+// caller then starts afresh (what these files keep only saves work).
+func ReadJSON(file string, v any) bool {
+	b, err := os.ReadFile(file)
+	return err == nil && json.Unmarshal(b, v) == nil
+}
+
 // WriteJSON writes v's JSON encoding to file with Write.
 func WriteJSON(file string, v any) error {
 	return Write(file, func(w io.Writer) error { return json.NewEncoder(w).Encode(v) })

@@ -35,3 +35,24 @@ func TestWriteJSONPrivateAndWhole(t *testing.T) {
 		t.Errorf("directory holds %d entries, want only the file", len(names))
 	}
 }
+
+func TestReadJSON(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "cache.json")
+	if err := WriteJSON(file, map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]int
+	if !ReadJSON(file, &got) || got["a"] != 1 {
+		t.Errorf("ReadJSON of what WriteJSON wrote: %v", got)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte("{\"a\":"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{bad, filepath.Join(dir, "missing.json"), ""} {
+		if ReadJSON(f, &got) {
+			t.Errorf("ReadJSON(%q) = true", f)
+		}
+	}
+}

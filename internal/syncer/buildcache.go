@@ -1,9 +1,7 @@
 package syncer
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/chartsync/chartsync/internal/statefile"
 )
@@ -49,9 +47,7 @@ func (c *buildCache) load() {
 		return
 	}
 	c.used = map[string]bool{}
-	if b, err := os.ReadFile(c.file); err == nil {
-		_ = json.Unmarshal(b, c)
-	}
+	statefile.ReadJSON(c.file, c)
 	if c.Builds == nil {
 		c.Builds = map[string]builtEntry{}
 	}

@@ -67,10 +67,8 @@ type decided struct {
 
 func loadDecisions(file string) *decisions {
 	d := &decisions{file: file}
-	if b, err := os.ReadFile(file); err == nil {
-		if json.Unmarshal(b, d) != nil {
-			d.Commit, d.Repos = "", nil
-		}
+	if !statefile.ReadJSON(file, d) {
+		d.Commit, d.Repos = "", nil
 	}
 	if d.Repos == nil {
 		d.Repos = map[string]*decision{}

@@ -1,9 +1,7 @@
 package syncer
 
 import (
-	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 
 	"github.com/chartsync/chartsync/internal/publisher"
@@ -65,9 +63,7 @@ func (s *Syncer) drift(repository, commit string, ds []Drift, failed map[string]
 	}
 	file := filepath.Join(s.cfg.StateDir, "drift", repository+".json")
 	seen := map[string]string{}
-	if b, err := os.ReadFile(file); err == nil {
-		_ = json.Unmarshal(b, &seen)
-	}
+	statefile.ReadJSON(file, &seen)
 	now := map[string]string{}
 	for _, d := range ds {
 		key := d.Name + " " + d.Version
