@@ -218,25 +218,7 @@ func (s *Syncer) historyOf(ctx context.Context, repo *gitsrc.Repo, commits []git
 		rr.Restored = append(rr.Restored, rep.Restored...)
 		rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
 		for _, cr := range crs {
-			file := publisher.Filename(cr.Name, cr.Version)
-			cerr := rep.Failed[file]
-			if cr.Outcome == Pending {
-				switch {
-				case cerr == nil && slices.Contains(rep.Published, file):
-					cr.Outcome = Published
-				case cerr == nil && slices.Contains(rep.Adopted, file):
-					cr.Outcome = Adopted
-				case cerr == nil && err != nil:
-					cerr = fmt.Errorf("not published: store %s failed (see the repository's error)", r.Store)
-				case cerr == nil:
-					cerr = errors.New("stored, but not in the store's listing yet: run again to index it")
-				}
-			}
-			if cerr != nil && cr.Outcome != Failed {
-				cr.Outcome, cr.Reason = Failed, failReason(cerr)
-				cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
-			}
-			add(cr)
+			add(settle(cr, rep, err, r.Store, "run again to index it"))
 		}
 		done += len(batch)
 		if progress != nil {

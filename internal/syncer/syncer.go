@@ -559,34 +559,38 @@ func (s *Syncer) publishOn(ctx context.Context, pub *publisher.Publisher, idx *p
 	rr.Repaired, rr.Adopted, rr.Restored = rep.Repaired, rep.Adopted, rep.Restored
 	rr.Missing, rr.Modified, rr.Edited = rep.Missing, rep.Modified, rep.Edited
 	rr.Drifted = s.drift(r.Name, commit, drift, rep.Failed)
-	for _, cr := range indexed {
-		file := publisher.Filename(cr.Name, cr.Version)
-		if cerr := rep.Failed[file]; cerr != nil {
-			cr.Outcome, cr.Reason = Failed, failReason(cerr)
-			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
+	for _, crs := range [][]ChartResult{indexed, pending} {
+		for _, cr := range crs {
+			add(settle(cr, rep, err, r.Store, "a later cycle indexes it"))
 		}
-		add(cr)
 	}
-	for _, cr := range pending {
-		file := publisher.Filename(cr.Name, cr.Version)
-		cerr := rep.Failed[file]
+	return rep, err
+}
+
+// settle sets the outcome of cr, a chart that PublishOn published
+// (Pending) or compared with the index (any other outcome), from its report
+// rep and its error err on store. later says when a package stored but not
+// listed yet will be indexed.
+func settle(cr ChartResult, rep *publisher.Report, err error, store, later string) ChartResult {
+	file := publisher.Filename(cr.Name, cr.Version)
+	cerr := rep.Failed[file]
+	if cr.Outcome == Pending {
 		switch {
 		case cerr == nil && slices.Contains(rep.Published, file):
 			cr.Outcome = Published
 		case cerr == nil && slices.Contains(rep.Adopted, file):
 			cr.Outcome = Adopted
 		case cerr == nil && err != nil:
-			cerr = fmt.Errorf("not published: store %s failed (see the repository's error)", r.Store)
+			cerr = fmt.Errorf("not published: store %s failed (see the repository's error)", store)
 		case cerr == nil:
-			cerr = errors.New("stored, but not in the store's listing yet: a later cycle indexes it")
+			cerr = errors.New("stored, but not in the store's listing yet: " + later)
 		}
-		if cerr != nil {
-			cr.Outcome, cr.Reason = Failed, failReason(cerr)
-			cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
-		}
-		add(cr)
 	}
-	return rep, err
+	if cerr != nil && cr.Outcome != Failed {
+		cr.Outcome, cr.Reason = Failed, failReason(cerr)
+		cr.Err = fmt.Errorf("chart %q %s (%s): %w", cr.Name, cr.Version, cr.Dir, cerr)
+	}
+	return cr
 }
 
 // failReason classifies a publisher's per-chart error.
