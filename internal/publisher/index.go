@@ -118,9 +118,11 @@ func (idx *Index) SetFormat(format string) error {
 	return nil
 }
 
+// jsonMember is a top-level member of a JSON index (exported fields for
+// the index cache).
 type jsonMember struct {
-	key string
-	val json.RawMessage
+	Key string
+	Val json.RawMessage
 }
 
 // NewIndex returns an empty index, written as YAML.
@@ -183,7 +185,7 @@ func parseJSONIndex(b []byte) (*Index, error) {
 		if key == "entries" {
 			// Only its place is kept: Marshal writes the entries from
 			// jsonEntry, and the whole text would be held twice.
-			idx.jsonTop = append(idx.jsonTop, jsonMember{key: key})
+			idx.jsonTop = append(idx.jsonTop, jsonMember{Key: key})
 			if err := idx.decodeJSONEntries(dec); err != nil {
 				return nil, fmt.Errorf("entries: %w", err)
 			}
@@ -199,16 +201,16 @@ func parseJSONIndex(b []byte) (*Index, error) {
 	var rest bytes.Buffer
 	rest.WriteByte('{')
 	for _, m := range idx.jsonTop {
-		if m.key == "entries" {
+		if m.Key == "entries" {
 			continue
 		}
 		if rest.Len() > 1 {
 			rest.WriteByte(',')
 		}
-		k, _ := json.Marshal(m.key)
+		k, _ := json.Marshal(m.Key)
 		rest.Write(k)
 		rest.WriteByte(':')
-		rest.Write(m.val)
+		rest.Write(m.Val)
 	}
 	rest.WriteByte('}')
 	entries := idx.Entries
@@ -391,22 +393,23 @@ func deref(n *yaml.Node) *yaml.Node {
 
 // yamlLayout says where in a YAML source new entries and the generated
 // time go, so that writing the index changes nothing else in the text.
+// Its fields are exported for the index cache (gob).
 type yamlLayout struct {
-	generated   int // line of the generated key, with its value on it; 0: none
-	genCol      int // column of generated's value
-	charts      []chartLayout
-	entriesLine int // line of the entries key
-	entriesCol  int // column of the chart names
-	dashOffset  int // column of a chart's "- " minus that of its name
-	entriesEnd  int // line of the next top-level key after entries; 0: end of file
+	Generated   int // line of the generated key, with its value on it; 0: none
+	GenCol      int // column of generated's value
+	Charts      []chartLayout
+	EntriesLine int // line of the entries key
+	EntriesCol  int // column of the chart names
+	DashOffset  int // column of a chart's "- " minus that of its name
+	EntriesEnd  int // line of the next top-level key after entries; 0: end of file
 }
 
 // chartLayout is where one chart's list is: its name's line, and the line
 // and column of the "-" of its first item.
 type chartLayout struct {
-	name              string
-	keyLine, itemLine int
-	dashCol           int
+	Name              string
+	KeyLine, ItemLine int
+	DashCol           int
 }
 
 // layoutOf returns the layout of a block-style index (what helm and
@@ -428,12 +431,12 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		key, val := top.Content[i], top.Content[i+1]
 		switch {
-		case entries != nil && lay.entriesEnd == 0:
-			lay.entriesEnd = key.Line
+		case entries != nil && lay.EntriesEnd == 0:
+			lay.EntriesEnd = key.Line
 		}
 		switch key.Value {
 		case "entries":
-			entries, lay.entriesLine = val, key.Line
+			entries, lay.EntriesLine = val, key.Line
 		case "generated":
 			if val.Kind != yaml.ScalarNode || val.Line != key.Line || val.LineComment != "" {
 				return nil
@@ -444,17 +447,17 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 			if val.Column-1 > len(text) || yaml.Unmarshal([]byte(text[val.Column-1:]), &v) != nil || v != val.Value {
 				return nil
 			}
-			lay.generated, lay.genCol = val.Line, val.Column
+			lay.Generated, lay.GenCol = val.Line, val.Column
 		}
 	}
 	if entries == nil || entries.Kind != yaml.MappingNode || entries.Style&yaml.FlowStyle != 0 || len(entries.Content) == 0 {
 		return nil
 	}
-	lay.entriesCol = entries.Content[0].Column
+	lay.EntriesCol = entries.Content[0].Column
 	seen := map[int]bool{}
 	for i := 0; i+1 < len(entries.Content); i += 2 {
 		key, list := entries.Content[i], entries.Content[i+1]
-		if key.Kind != yaml.ScalarNode || key.Column != lay.entriesCol || seen[key.Line] ||
+		if key.Kind != yaml.ScalarNode || key.Column != lay.EntriesCol || seen[key.Line] ||
 			list.Kind != yaml.SequenceNode || list.Style&yaml.FlowStyle != 0 || len(list.Content) == 0 {
 			return nil
 		}
@@ -470,9 +473,9 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 		if dash == 0 || before[dash-1] != '-' || len(bytes.TrimLeft(before[:dash-1], " ")) != 0 {
 			return nil
 		}
-		lay.charts = append(lay.charts, chartLayout{name: key.Value, keyLine: key.Line, itemLine: first.Line, dashCol: dash})
+		lay.Charts = append(lay.Charts, chartLayout{Name: key.Value, KeyLine: key.Line, ItemLine: first.Line, DashCol: dash})
 		if i == 0 {
-			lay.dashOffset = dash - lay.entriesCol
+			lay.DashOffset = dash - lay.EntriesCol
 		}
 	}
 	return lay
@@ -614,8 +617,8 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 	inserts := map[int][]byte{} // text to put before line n (1-based); lines.count()+1: at the end
 	end := lines.count() + 1
 	byName := map[string]chartLayout{}
-	for _, cl := range lay.charts {
-		byName[cl.name] = cl
+	for _, cl := range lay.Charts {
+		byName[cl.Name] = cl
 	}
 	for _, name := range idx.names() {
 		added := idx.added(name)
@@ -623,46 +626,46 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 			continue
 		}
 		if cl, ok := byName[name]; ok {
-			text, err := helmItems(added, cl.dashCol)
+			text, err := helmItems(added, cl.DashCol)
 			if err != nil {
 				return nil, err
 			}
-			at := hoist(src, lines, cl.itemLine, cl.keyLine)
+			at := hoist(src, lines, cl.ItemLine, cl.KeyLine)
 			inserts[at] = append(inserts[at], text...)
 			continue
 		}
-		at := lay.entriesEnd
+		at := lay.EntriesEnd
 		if at == 0 {
 			at = end
 		}
-		for _, cl := range lay.charts {
-			if cl.name > name {
-				at = cl.keyLine
+		for _, cl := range lay.Charts {
+			if cl.Name > name {
+				at = cl.KeyLine
 				break
 			}
 		}
-		at = hoist(src, lines, at, lay.entriesLine)
+		at = hoist(src, lines, at, lay.EntriesLine)
 		key, err := helmScalar(name)
 		if err != nil {
 			return nil, err
 		}
-		text := fmt.Appendf(nil, "%s%s:\n", strings.Repeat(" ", lay.entriesCol-1), key)
-		items, err := helmItems(added, lay.entriesCol+lay.dashOffset)
+		text := fmt.Appendf(nil, "%s%s:\n", strings.Repeat(" ", lay.EntriesCol-1), key)
+		items, err := helmItems(added, lay.EntriesCol+lay.DashOffset)
 		if err != nil {
 			return nil, err
 		}
 		inserts[at] = append(inserts[at], append(text, items...)...)
 	}
 	generated := `"` + idx.Generated.Format(time.RFC3339Nano) + `"`
-	if lay.generated == 0 {
+	if lay.Generated == 0 {
 		inserts[end] = append(inserts[end], "generated: "+generated+"\n"...)
 	}
 
 	// Copy the source up to each line where something is inserted or
 	// replaced.
 	points := slices.Sorted(maps.Keys(inserts))
-	if lay.generated != 0 && inserts[lay.generated] == nil {
-		points = append(points, lay.generated)
+	if lay.Generated != 0 && inserts[lay.Generated] == nil {
+		points = append(points, lay.Generated)
 		slices.Sort(points)
 	}
 	var out bytes.Buffer
@@ -675,9 +678,9 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 			out.WriteByte('\n')
 		}
 		out.Write(inserts[n])
-		if n == lay.generated {
+		if n == lay.Generated {
 			l := lines.line(src, n)
-			out.Write(l[:lay.genCol-1])
+			out.Write(l[:lay.GenCol-1])
 			out.WriteString(generated)
 			out.Write(l[len(lineText(l)):]) // the line break
 			pos = lines[n]
@@ -847,8 +850,8 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 	}
 	set := func(key string, val []byte) {
 		for i := range members {
-			if members[i].key == key {
-				members[i].val = val
+			if members[i].Key == key {
+				members[i].Val = val
 				return
 			}
 		}
@@ -879,9 +882,9 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 		if i > 0 {
 			out.WriteByte(',')
 		}
-		key(m.key, 1)
-		if m.key != "entries" {
-			if err := indent(m.val, 1); err != nil {
+		key(m.Key, 1)
+		if m.Key != "entries" {
+			if err := indent(m.Val, 1); err != nil {
 				return nil, err
 			}
 			continue

@@ -45,9 +45,9 @@ type cacheHead struct {
 
 	JSON bool
 	// YAML: the source's layout.
-	Layout *snapLayout
+	Layout *yamlLayout
 	// JSON: the top-level members.
-	JSONTop []snapMember
+	JSONTop []jsonMember
 	Charts  int // cacheCharts that follow
 }
 
@@ -64,22 +64,6 @@ type cacheEntry struct {
 	Ord                   int    // read from YAML: ordinal in the source; else -1
 	JSON                  []byte // read from JSON: its text
 	Added                 []byte // not read: the whole entry, as JSON
-}
-
-type snapMember struct {
-	Key string
-	Val []byte
-}
-
-type snapLayout struct {
-	Generated, GenCol                               int
-	Charts                                          []snapChart
-	EntriesLine, EntriesCol, DashOffset, EntriesEnd int
-}
-
-type snapChart struct {
-	Name                       string
-	KeyLine, ItemLine, DashCol int
 }
 
 // loadIndexCache returns the index cached in file if it was parsed from
@@ -117,19 +101,9 @@ func loadIndexCache(file, where, version string) *Index {
 	}
 	idx := &Index{IndexFile: &IndexFile{APIVersion: h.APIVersion, Generated: h.Generated,
 		PublicKeys: h.PublicKeys, Annotations: h.Annotations, Entries: make(map[string]ChartVersions, h.Charts)},
-		json: h.JSON, src: src, ord: map[*ChartVersion]int{}, jsonEntry: map[*ChartVersion]json.RawMessage{}}
+		json: h.JSON, src: src, layout: h.Layout, jsonTop: h.JSONTop, ord: map[*ChartVersion]int{}, jsonEntry: map[*ChartVersion]json.RawMessage{}}
 	if h.ServerInfo != nil && json.Unmarshal(h.ServerInfo, &idx.ServerInfo) != nil {
 		return nil
-	}
-	for _, m := range h.JSONTop {
-		idx.jsonTop = append(idx.jsonTop, jsonMember{m.Key, m.Val})
-	}
-	if l := h.Layout; l != nil {
-		idx.layout = &yamlLayout{generated: l.Generated, genCol: l.GenCol, entriesLine: l.EntriesLine,
-			entriesCol: l.EntriesCol, dashOffset: l.DashOffset, entriesEnd: l.EntriesEnd}
-		for _, c := range l.Charts {
-			idx.layout.charts = append(idx.layout.charts, chartLayout{c.Name, c.KeyLine, c.ItemLine, c.DashCol})
-		}
 	}
 	for range h.Charts {
 		var c cacheChart
@@ -165,21 +139,11 @@ func loadIndexCache(file, where, version string) *Index {
 func saveIndexCache(file, where, version string, idx *Index) error {
 	h := cacheHead{Format: cacheFormat, Where: where, Version: version,
 		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
-		Annotations: idx.Annotations, JSON: idx.json, Charts: len(idx.Entries)}
+		Annotations: idx.Annotations, JSON: idx.json, Layout: idx.layout, JSONTop: idx.jsonTop, Charts: len(idx.Entries)}
 	var err error
 	if idx.ServerInfo != nil {
 		if h.ServerInfo, err = json.Marshal(idx.ServerInfo); err != nil {
 			return fmt.Errorf("save index cache: %w", err)
-		}
-	}
-	for _, m := range idx.jsonTop {
-		h.JSONTop = append(h.JSONTop, snapMember{m.key, m.val})
-	}
-	if l := idx.layout; l != nil {
-		h.Layout = &snapLayout{Generated: l.generated, GenCol: l.genCol, EntriesLine: l.entriesLine,
-			EntriesCol: l.entriesCol, DashOffset: l.dashOffset, EntriesEnd: l.entriesEnd}
-		for _, c := range l.charts {
-			h.Layout.Charts = append(h.Layout.Charts, snapChart{c.name, c.keyLine, c.itemLine, c.dashCol})
 		}
 	}
 	err = statefile.Write(file, func(w io.Writer) error {
