@@ -504,21 +504,6 @@ func (ls lines) count() int { return len(ls) - 1 }
 // line returns line n (1-based) of b with its line break.
 func (ls lines) line(b []byte, n int) []byte { return b[ls[n-1]:ls[n]] }
 
-// splitLines splits b into lines, each with its line break.
-func splitLines(b []byte) [][]byte {
-	lines := make([][]byte, 0, bytes.Count(b, []byte("\n"))+1)
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			lines = append(lines, b)
-			break
-		}
-		lines = append(lines, b[:i+1])
-		b = b[i+1:]
-	}
-	return lines
-}
-
 // lineText is a line without its line break and trailing spaces.
 func lineText(l []byte) []byte {
 	return bytes.TrimRight(l, " \t\r\n")
@@ -710,9 +695,11 @@ func helmItems(cvs []*ChartVersion, dashCol int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		for i, l := range splitLines(b) {
+		lines := lineStarts(b)
+		for n := 1; n <= lines.count(); n++ {
+			l := lines.line(b, n)
 			switch {
-			case i == 0:
+			case n == 1:
 				out = append(out, indent+"- "...)
 			case len(lineText(l)) > 0:
 				out = append(out, indent+"  "...)
