@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 func writeTree(t *testing.T, files map[string]string) string {
@@ -53,7 +55,7 @@ func with(m map[string]string, kv ...string) map[string]string {
 // a .helmignore'd change is never a finding.
 func TestCompareUnchangedIsOnlyAHint(t *testing.T) {
 	dep := "dependencies:\n- name: lib\n  version: 0.1.0\n  repository: file://../../libs/lib\n"
-	base := merge(chartFiles("charts/a", "a", "1.0.0", ""), chartFiles("charts/b", "b", "1.0.0", dep))
+	base := testenv.Merge(chartFiles("charts/a", "a", "1.0.0", ""), chartFiles("charts/b", "b", "1.0.0", dep))
 	head := with(base,
 		"charts/a/notes.bak", "two\n", // ignored
 		"libs/lib/values.yaml", "b: 2\n", // read by charts/b through file://
@@ -95,14 +97,4 @@ func TestLowerAndString(t *testing.T) {
 	if got, want := f.String(), `warning: downgrade: repository stable: chart "a" 1.0.0 (charts/a): version 1.0.0 is lower than 2.0.0 at base`; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-}
-
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
 }

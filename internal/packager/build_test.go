@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // vendoredTgz packages a small chart with Build itself, for use as a
@@ -28,7 +30,7 @@ func vendoredTgz(t *testing.T, name, version string) string {
 
 func TestBuild(t *testing.T) {
 	outside := t.TempDir()
-	writeTree(t, outside, merge(chartFiles("ext", "ext", "1.0.0", ""), map[string]string{"secret.txt": "secret\n"}))
+	writeTree(t, outside, testenv.Merge(chartFiles("ext", "ext", "1.0.0", ""), map[string]string{"secret.txt": "secret\n"}))
 
 	dep := func(name, version, repo string) string {
 		return "dependencies:\n- name: " + name + "\n  version: \"" + version + "\"\n  repository: " + repo + "\n"
@@ -52,17 +54,17 @@ func TestBuild(t *testing.T) {
 		},
 		{
 			name:     "vendored directory dependency",
-			files:    merge(chartFiles("charts/foo", "foo", "1.2.3", dep("bar", "^1.0.0", "https://charts.example.org")), chartFiles("charts/foo/charts/bar", "bar", "1.0.1", "")),
+			files:    testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", dep("bar", "^1.0.0", "https://charts.example.org")), chartFiles("charts/foo/charts/bar", "bar", "1.0.1", "")),
 			wantDeps: []string{"bar"},
 		},
 		{
 			name:     "vendored tgz dependency",
-			files:    merge(chartFiles("charts/foo", "foo", "1.2.3", dep("bar", "~1.0", "https://charts.example.org")), map[string]string{"charts/foo/charts/bar-1.0.0.tgz": vendoredTgz(t, "bar", "1.0.0")}),
+			files:    testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", dep("bar", "~1.0", "https://charts.example.org")), map[string]string{"charts/foo/charts/bar-1.0.0.tgz": vendoredTgz(t, "bar", "1.0.0")}),
 			wantDeps: []string{"bar"},
 		},
 		{
 			name: "file dependency inside the tree, with its own file dependency",
-			files: merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", ">=0.1.0", "file://../../libs/lib")),
+			files: testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", ">=0.1.0", "file://../../libs/lib")),
 				chartFiles("libs/lib", "lib", "0.2.0", dep("base", "*", "file://../base")),
 				chartFiles("libs/base", "base", "3.0.0", "")),
 			wantDeps:  []string{"lib"},
@@ -82,13 +84,13 @@ func TestBuild(t *testing.T) {
 		},
 		{
 			name:       "file dependency with the wrong version",
-			files:      merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", "^2.0.0", "file://../lib")), chartFiles("charts/lib", "lib", "1.0.0", "")),
+			files:      testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", "^2.0.0", "file://../lib")), chartFiles("charts/lib", "lib", "1.0.0", "")),
 			wantReason: ReasonDependency,
 			wantErr:    []string{`dependency "lib" version "^2.0.0"`, "found version 1.0.0"},
 		},
 		{
 			name:       "file dependency cycle",
-			files:      merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", "*", "file://../lib")), chartFiles("charts/lib", "lib", "1.0.0", dep("foo", "*", "file://../foo"))),
+			files:      testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", "*", "file://../lib")), chartFiles("charts/lib", "lib", "1.0.0", dep("foo", "*", "file://../foo"))),
 			wantReason: ReasonDependency,
 			wantErr:    []string{"cycle"},
 		},
@@ -100,7 +102,7 @@ func TestBuild(t *testing.T) {
 		},
 		{
 			name: "in-tree symlinks are followed",
-			files: merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{
+			files: testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{
 				"common_templates/0.4/_helpers.tpl": `{{- define "foo.name" -}}foo{{- end -}}` + "\n",
 				"shared/files/a.txt":                "shared\n",
 			}),
@@ -140,7 +142,7 @@ func TestBuild(t *testing.T) {
 		},
 		{
 			name: "symlink out of the tree inside a file dependency",
-			files: merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", "*", "file://../lib")),
+			files: testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", dep("lib", "*", "file://../lib")),
 				chartFiles("charts/lib", "lib", "1.0.0", "")),
 			links:      map[string]string{"charts/lib/secret.txt": filepath.Join(outside, "secret.txt")},
 			wantReason: ReasonSymlink,
@@ -148,20 +150,20 @@ func TestBuild(t *testing.T) {
 		},
 		{
 			name: ".helmignore is honoured",
-			files: merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{
+			files: testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{
 				"charts/foo/.helmignore": "*.bak\n", "charts/foo/notes.bak": "x", "charts/foo/keep.txt": "x",
 			}),
 			wantFiles: []string{"keep.txt"},
 		},
 		{
 			name:       "lint error fails a strict build",
-			files:      merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}),
+			files:      testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}),
 			wantReason: ReasonLint,
 			wantErr:    []string{"[ERROR] templates/broken.yaml"},
 		},
 		{
 			name:      "lint error is a warning with LintWarn",
-			files:     merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}),
+			files:     testenv.Merge(chartFiles("charts/foo", "foo", "1.2.3", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}),
 			opts:      Options{Lint: LintWarn},
 			wantWarn:  "[ERROR] templates/broken.yaml",
 			wantFiles: []string{"templates/broken.yaml"},
@@ -169,7 +171,7 @@ func TestBuild(t *testing.T) {
 		{
 			name: "apiVersion v1 with requirements.yaml",
 			dir:  "charts/old",
-			files: merge(map[string]string{
+			files: testenv.Merge(map[string]string{
 				"charts/old/Chart.yaml":        "apiVersion: v1\nname: old\nversion: 0.1.0\ndescription: old style\n",
 				"charts/old/requirements.yaml": dep("bar", "1.0.0", "file://../bar"),
 				"charts/old/values.yaml":       "a: 1\n",

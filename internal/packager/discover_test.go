@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 func TestDiscover(t *testing.T) {
@@ -24,13 +26,13 @@ func TestDiscover(t *testing.T) {
 	}{
 		{
 			name:     "valid charts sorted by dir across globs",
-			files:    merge(chartFiles("charts/b", "b", "1.0.0", ""), chartFiles("charts/a", "a", "0.1.0", ""), chartFiles("stable/c", "c", "2.0.0-rc.1+build.5", "")),
+			files:    testenv.Merge(chartFiles("charts/b", "b", "1.0.0", ""), chartFiles("charts/a", "a", "0.1.0", ""), chartFiles("stable/c", "c", "2.0.0-rc.1+build.5", "")),
 			globs:    []string{"stable/*", "charts/*"},
 			wantDirs: []string{"charts/a", "charts/b", "stable/c"},
 		},
 		{
 			name: "subcharts are skipped, vendored or deeper-globbed",
-			files: merge(chartFiles("charts/foo", "foo", "1.0.0", ""),
+			files: testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""),
 				chartFiles("charts/foo/charts/bar", "bar", "1.0.0", ""),
 				chartFiles("charts/foo/sub/deep", "deep", "1.0.0", "")),
 			globs:    []string{"charts/*", "charts/*/charts/*", "charts/*/sub/*"},
@@ -90,7 +92,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "Chart.yaml symlinks: in tree works, out of tree and dangling fail",
-			files:    merge(chartFiles("shared/real", "real", "1.0.0", ""), map[string]string{"charts/in/values.yaml": "", "charts/out/values.yaml": "", "charts/dangling/values.yaml": ""}),
+			files:    testenv.Merge(chartFiles("shared/real", "real", "1.0.0", ""), map[string]string{"charts/in/values.yaml": "", "charts/out/values.yaml": "", "charts/dangling/values.yaml": ""}),
 			links:    map[string]string{"charts/in/Chart.yaml": "../../shared/real/Chart.yaml", "charts/out/Chart.yaml": filepath.Join(outside, "Chart.yaml"), "charts/dangling/Chart.yaml": "../nowhere.yaml"},
 			globs:    []string{"charts/*"},
 			wantDirs: []string{"charts/in"},
@@ -98,7 +100,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "symlinked chart directories are reported, not followed",
-			files:    merge(chartFiles("shared/real", "real", "1.0.0", ""), map[string]string{"shared/plain/x.txt": "x"}),
+			files:    testenv.Merge(chartFiles("shared/real", "real", "1.0.0", ""), map[string]string{"shared/plain/x.txt": "x"}),
 			links:    map[string]string{"charts/link": "../shared/real", "charts/notachart": "../shared/plain", "charts/file": "../shared/plain/x.txt"},
 			globs:    []string{"charts/*"},
 			wantDirs: nil,
@@ -121,7 +123,7 @@ func TestDiscover(t *testing.T) {
 		},
 		{
 			name:     "root chart only with glob \".\"",
-			files:    merge(chartFiles(".", "top", "1.0.0", ""), chartFiles("charts/a", "a", "1.0.0", "")),
+			files:    testenv.Merge(chartFiles(".", "top", "1.0.0", ""), chartFiles("charts/a", "a", "1.0.0", "")),
 			globs:    []string{".", "charts/*"},
 			wantDirs: []string{".", "charts/a"},
 		},
@@ -198,7 +200,7 @@ func TestDiscoverMissingRoot(t *testing.T) {
 
 func TestDiscoverCancelled(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("charts/a", "a", "1.0.0", ""), chartFiles("charts/b", "b", "1.0.0", "")))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/a", "a", "1.0.0", ""), chartFiles("charts/b", "b", "1.0.0", "")))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	charts, errs := Discover(ctx, os.DirFS(root), []string{"charts/*"})

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // goldenMoreDigests pins, like goldenDigests, the packages of reference
@@ -20,7 +22,7 @@ var goldenMoreDigests = map[string]string{
 
 func goldenMoreTree(t testing.TB, root string) {
 	t.Helper()
-	writeTree(t, root, merge(
+	writeTree(t, root, testenv.Merge(
 		chartFiles("charts/schema", "schema", "1.2.3", "dependencies:\n- name: sub\n  version: 0.1.0\n  repository: https://charts.example.org\n"),
 		chartFiles("charts/schema/charts/sub", "sub", "0.1.0", ""),
 		map[string]string{

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // goldenDigests pins the sha256 of the packages of the reference charts in
@@ -62,7 +64,7 @@ func goldenTree(t testing.TB, root string) {
 	dep := func(name, version, repo string) string {
 		return "dependencies:\n- name: " + name + "\n  version: \"" + version + "\"\n  repository: " + repo + "\n"
 	}
-	writeTree(t, root, merge(
+	writeTree(t, root, testenv.Merge(
 		chartFiles("charts/plain", "plain", "1.0.0", "keywords:\n- a\n- b\nmaintainers:\n- name: me\n  email: me@example.org\n"),
 		map[string]string{"charts/plain/templates/NOTES.txt": "hello {{ .Release.Name }}\n", "charts/plain/README.md": "\xEF\xBB\xBF# plain, with a BOM\n"},
 

@@ -49,16 +49,6 @@ func chartFiles(dir, name, version, extra string) map[string]string {
 	}
 }
 
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // tgzEntries lists the headers and contents of a .tgz, in order.
 func tgzEntries(t testing.TB, data []byte) ([]*tar.Header, map[string]string) {
 	t.Helper()

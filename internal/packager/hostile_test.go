@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // buildOne discovers charts/* under root and builds the chart in dir.
@@ -50,7 +52,7 @@ func wantFail(t *testing.T, err error, reason Reason, want ...string) {
 func TestGitNeverPackaged(t *testing.T) {
 	build := func(gitConfig string) *Package {
 		root := t.TempDir()
-		writeTree(t, root, merge(chartFiles(".", "top", "1.0.0", ""), map[string]string{
+		writeTree(t, root, testenv.Merge(chartFiles(".", "top", "1.0.0", ""), map[string]string{
 			".git/config": gitConfig, ".git/HEAD": "ref: refs/heads/main\n", ".GIT/x": "x", "sub/.Git/y": "y",
 		}))
 		pkg, err := buildOne(t, root, ".", Options{})
@@ -72,7 +74,7 @@ func TestGitNeverPackaged(t *testing.T) {
 
 	for _, link := range []string{"../../.git", "../../.git/config", "../../.GIT/config", "../../sub/../.git"} {
 		root := t.TempDir()
-		writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{".git/config": "secret", "sub/keep": ""}))
+		writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{".git/config": "secret", "sub/keep": ""}))
 		symlink(t, root, link, "charts/foo/leak")
 		_, err := buildOne(t, root, "charts/foo", Options{})
 		wantFail(t, err, ReasonSymlink, "charts/foo/leak -> "+link, "points into .git")
@@ -84,7 +86,7 @@ func TestGitNeverPackaged(t *testing.T) {
 func TestLongNamesRefused(t *testing.T) {
 	root := t.TempDir()
 	long := strings.Repeat("n", MaxFilenameBytes-len("-1.0.0.tgz"))
-	writeTree(t, root, merge(chartFiles("charts/fits", long, "1.0.0", ""), chartFiles("charts/long", long+"x", "1.0.0", "")))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/fits", long, "1.0.0", ""), chartFiles("charts/long", long+"x", "1.0.0", "")))
 	charts, errs := Discover(context.Background(), os.DirFS(root), []string{"charts/*"})
 	if len(charts) != 1 || charts[0].Dir != "charts/fits" || len(charts[0].Metadata.Name) != MaxFilenameBytes-10 {
 		t.Errorf("charts = %v", charts)
@@ -117,14 +119,14 @@ func TestLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), tt.files))
+			writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), tt.files))
 			_, err := buildOne(t, root, "charts/foo", Options{Limits: tt.lim})
 			wantFail(t, err, ReasonPackage, "limit: ", tt.want)
 		})
 	}
 	t.Run("within the defaults", func(t *testing.T) {
 		root := t.TempDir()
-		writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), many, map[string]string{"charts/foo/files/" + strings.Repeat("d/", 60) + "f.txt": "x"}))
+		writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), many, map[string]string{"charts/foo/files/" + strings.Repeat("d/", 60) + "f.txt": "x"}))
 		if _, err := buildOne(t, root, "charts/foo", Options{}); err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +139,7 @@ func TestLimits(t *testing.T) {
 func TestSymlinkFanOut(t *testing.T) {
 	for _, levels := range []int{8, 30} {
 		root := t.TempDir()
-		writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"fan/l0/f.txt": "leaf\n"}))
+		writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"fan/l0/f.txt": "leaf\n"}))
 		for i := 1; i <= levels; i++ {
 			writeTree(t, root, map[string]string{fmt.Sprintf("fan/l%d/keep", i): ""})
 			symlink(t, root, fmt.Sprintf("../l%d", i-1), fmt.Sprintf("fan/l%d/a", i))
@@ -169,7 +171,7 @@ func TestSymlinkFanOut(t *testing.T) {
 func TestLFSPointers(t *testing.T) {
 	root := t.TempDir()
 	pointer := "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n"
-	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/files/big.bin": pointer}))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/files/big.bin": pointer}))
 	_, err := buildOne(t, root, "charts/foo", Options{})
 	wantFail(t, err, ReasonPackage, "charts/foo/files/big.bin is a Git LFS pointer")
 	pkg, err := buildOne(t, root, "charts/foo", Options{LFSWarn: true})
@@ -222,7 +224,7 @@ func TestSchemaRefsRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), chartFiles("charts/foo/charts/sub", "sub", "1.0.0", ""),
+			writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), chartFiles("charts/foo/charts/sub", "sub", "1.0.0", ""),
 				map[string]string{tt.file: tt.content}))
 			for _, opts := range []Options{{}, {Lint: LintWarn, Linter: linter}} {
 				_, err := buildOne(t, root, "charts/foo", opts)
@@ -232,7 +234,7 @@ func TestSchemaRefsRefused(t *testing.T) {
 	}
 	t.Run("local references and built-in drafts are fine", func(t *testing.T) {
 		root := t.TempDir()
-		writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/values.schema.json": `{
+		writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/values.schema.json": `{
 			"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
 			"definitions": {"g": {"type": "string"}}, "properties": {"greeting": {"$ref": "#/definitions/g"}}}`}))
 		if _, err := buildOne(t, root, "charts/foo", Options{Linter: linter}); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // spinTemplate renders for minutes: 10^10 loop iterations.
@@ -24,7 +26,7 @@ const hogTemplate = "{{- range until 30 }}{{ repeat 100000000 \"a\" }}{{ end }}\
 // cached (case 6).
 func TestLinterBoundsTime(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/spin.yaml": spinTemplate}))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/spin.yaml": spinTemplate}))
 	l := testLinter(t)
 	l.Timeout = 2 * time.Second
 	start := time.Now()
@@ -50,7 +52,7 @@ func TestLinterBoundsTime(t *testing.T) {
 // chart at the memory bound (case 6).
 func TestLinterBoundsMemory(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/hog.yaml": hogTemplate}))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/hog.yaml": hogTemplate}))
 	l := testLinter(t)
 	l.Memory = 512 << 20
 	start := time.Now()
@@ -63,7 +65,7 @@ func TestLinterBoundsMemory(t *testing.T) {
 // context's error, not a chart failure.
 func TestLinterCancel(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/spin.yaml": spinTemplate}))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/spin.yaml": spinTemplate}))
 	l := testLinter(t)
 	fsys := os.DirFS(root)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -87,7 +89,7 @@ func TestLinterCancel(t *testing.T) {
 // on disk.
 func TestLinterCache(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
 	_, want := buildOne(t, root, "charts/foo", Options{})
 	dir := t.TempDir()
 	l, err := NewLinter(dir)
@@ -143,7 +145,7 @@ func TestLinterBareEnvironment(t *testing.T) {
 // parent was killed) exits soon after its time is up.
 func TestLinterWorkerEndsOnItsOwn(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("foo", "foo", "1.0.0", ""), map[string]string{"foo/templates/spin.yaml": spinTemplate}))
+	writeTree(t, root, testenv.Merge(chartFiles("foo", "foo", "1.0.0", ""), map[string]string{"foo/templates/spin.yaml": spinTemplate}))
 	pkg, err := Build(context.Background(), os.DirFS(root), Chart{Dir: "foo"}, Options{Lint: LintWarn, Linter: &Linter{exe: "/bin/false", cache: map[string]Verdict{}}})
 	if err == nil || pkg != nil {
 		t.Fatalf("Build with a broken worker = %v, %v; want an error", pkg, err)
@@ -190,7 +192,7 @@ func mustPackage(t *testing.T, root string) []byte {
 // worker, and gives the same bytes as a linted build.
 func TestLintSkip(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
+	writeTree(t, root, testenv.Merge(chartFiles("charts/foo", "foo", "1.0.0", ""), map[string]string{"charts/foo/templates/broken.yaml": "kind: [\n"}))
 	l := testLinter(t)
 	skipped, err := buildOne(t, root, "charts/foo", Options{Lint: LintSkip, Linter: l})
 	if err != nil {

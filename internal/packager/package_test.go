@@ -39,7 +39,7 @@ func typicalTree(t testing.TB, root string) Chart {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTree(t, root, merge(
+	writeTree(t, root, testenv.Merge(
 		chartFiles("charts/web/charts/db", "db", "1.0.0", ""),
 		map[string]string{
 			"charts/web/Chart.yaml": string(chartYAML) + "dependencies:\n- name: db\n  version: 1.0.0\n  repository: https://charts.example.org\n" +

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // TestLoadDirMatchesHelm: for trees whose symlinks stay inside, the files
@@ -24,13 +26,13 @@ func TestLoadDirMatchesHelm(t *testing.T) {
 	for name, files := range trees {
 		t.Run(name, func(t *testing.T) {
 			root := t.TempDir()
-			writeTree(t, root, merge(chartFiles("c", "c", "1.0.0", ""), prefixed("c/", files)))
+			writeTree(t, root, testenv.Merge(chartFiles("c", "c", "1.0.0", ""), prefixed("c/", files)))
 			compareLoad(t, root, "c")
 		})
 	}
 	t.Run("symlinks", func(t *testing.T) {
 		root := t.TempDir()
-		writeTree(t, root, merge(chartFiles("c", "c", "1.0.0", ""), map[string]string{"shared/ignore": "*.bak\n", "shared/d/a.bak": "a", "shared/d/b.txt": "b", "shared/f.txt": "f"}))
+		writeTree(t, root, testenv.Merge(chartFiles("c", "c", "1.0.0", ""), map[string]string{"shared/ignore": "*.bak\n", "shared/d/a.bak": "a", "shared/d/b.txt": "b", "shared/f.txt": "f"}))
 		symlink(t, root, "../shared/ignore", "c/.helmignore")
 		symlink(t, root, "../shared/d", "c/d")
 		symlink(t, root, "../shared/f.txt", "c/f.txt")

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,4 +104,24 @@ func BuildBinary(dir string) (string, error) {
 		return "", fmt.Errorf("build chartsync: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "chartsync"), nil
+}
+
+// Chart returns the files of a small chart that lints cleanly, in dir;
+// extra lines are appended to its Chart.yaml.
+func Chart(dir, name, version string, extra ...string) map[string]string {
+	return map[string]string{
+		dir + "/Chart.yaml":  fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: test chart %s\n%s", name, version, name, strings.Join(extra, "\n")),
+		dir + "/values.yaml": "replicas: 1\n",
+		dir + "/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-" + name +
+			"\ndata:\n  replicas: {{ .Values.replicas | quote }}\n",
+	}
+}
+
+// Merge returns the union of file sets; a later one wins a path.
+func Merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // checkHistory makes a repository whose branch "feature" (forked from
@@ -15,32 +17,32 @@ import (
 // "ignored-only" with one change each. It returns the repo.
 func checkHistory(t *testing.T) *gitRepo {
 	r := newGitRepo(t)
-	sub := chart("charts/vend/charts/sub", "sub", "0.1.0")
-	r.Write(merge(
-		chart("charts/tmpl", "tmpl", "1.0.0"),
-		chart("charts/vals", "vals", "1.0.0"),
-		chart("charts/vend", "vend", "1.0.0", "dependencies:\n- name: sub\n  version: 0.1.0"), sub,
-		chart("charts/ign", "ign", "1.0.0"),
+	sub := testenv.Chart("charts/vend/charts/sub", "sub", "0.1.0")
+	r.Write(testenv.Merge(
+		testenv.Chart("charts/tmpl", "tmpl", "1.0.0"),
+		testenv.Chart("charts/vals", "vals", "1.0.0"),
+		testenv.Chart("charts/vend", "vend", "1.0.0", "dependencies:\n- name: sub\n  version: 0.1.0"), sub,
+		testenv.Chart("charts/ign", "ign", "1.0.0"),
 		map[string]string{"charts/ign/.helmignore": "*.bak\n", "charts/ign/notes.bak": "one\n"},
-		chart("charts/bumped", "bumped", "1.0.0"),
-		chart("charts/down", "down", "2.0.0"),
-		chart("charts/old-name", "ren", "1.0.0"),
-		chart("charts/ren2", "ren2", "1.0.0"),
-		chart("charts/coll", "coll", "1.0.0"),
-		chart("charts/untouched", "untouched", "1.0.0"),
-		chart("charts/broken", "broken", "1.0.0"),
-		chart("charts/badver", "badver", "1.0.0"),
+		testenv.Chart("charts/bumped", "bumped", "1.0.0"),
+		testenv.Chart("charts/down", "down", "2.0.0"),
+		testenv.Chart("charts/old-name", "ren", "1.0.0"),
+		testenv.Chart("charts/ren2", "ren2", "1.0.0"),
+		testenv.Chart("charts/coll", "coll", "1.0.0"),
+		testenv.Chart("charts/untouched", "untouched", "1.0.0"),
+		testenv.Chart("charts/broken", "broken", "1.0.0"),
+		testenv.Chart("charts/badver", "badver", "1.0.0"),
 		// Charts reading outside their directory: a file:// dependency
 		// and a symlink. Their directories' git trees never change here.
-		chart("charts/fdep", "fdep", "1.0.0", "dependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../../libs/common"),
-		chart("libs/common", "common", "0.1.0"),
-		chart("charts/link", "link", "1.0.0"),
+		testenv.Chart("charts/fdep", "fdep", "1.0.0", "dependencies:\n- name: common\n  version: 0.1.0\n  repository: file://../../libs/common"),
+		testenv.Chart("libs/common", "common", "0.1.0"),
+		testenv.Chart("charts/link", "link", "1.0.0"),
 		map[string]string{"shared/extra.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: a\n", "charts/link/templates/extra.yaml": "-> ../../../shared/extra.yaml"},
 	))
 	r.Commit("base")
 
 	r.Git("checkout", "-q", "-b", "down-only")
-	r.Write(chart("charts/down", "down", "1.5.0"))
+	r.Write(testenv.Chart("charts/down", "down", "1.5.0"))
 	r.Commit("downgrade down")
 	r.Git("checkout", "-q", "main")
 	r.Git("checkout", "-q", "-b", "ignored-only")
@@ -57,14 +59,14 @@ func checkHistory(t *testing.T) *gitRepo {
 		"libs/common/values.yaml":                "replicas: 5\n",
 		"shared/extra.yaml":                      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: b\n",
 	})
-	r.Write(chart("charts/bumped", "bumped", "1.0.1"))
+	r.Write(testenv.Chart("charts/bumped", "bumped", "1.0.1"))
 	r.Commit("feature: template, ignored file, vendored subchart, bumped chart")
-	r.Write(merge(
+	r.Write(testenv.Merge(
 		map[string]string{"charts/vals/values.yaml": "replicas: 3\n"},
-		chart("charts/down", "down", "1.5.0"),
-		chart("charts/coll2", "coll", "1.0.0"),
-		chart("charts/fna", "fn-1.0.0", "1.0.0"), // both fn-1.0.0-1.0.0.tgz
-		chart("charts/fnb", "fn", "1.0.0-1.0.0"),
+		testenv.Chart("charts/down", "down", "1.5.0"),
+		testenv.Chart("charts/coll2", "coll", "1.0.0"),
+		testenv.Chart("charts/fna", "fn-1.0.0", "1.0.0"), // both fn-1.0.0-1.0.0.tgz
+		testenv.Chart("charts/fnb", "fn", "1.0.0-1.0.0"),
 		map[string]string{"charts/broken/templates/bad.yaml": "{{ .Values.replicas \n"},
 		map[string]string{"charts/badver/Chart.yaml": "apiVersion: v2\nname: badver\nversion: 1.0\n"},
 	))
@@ -75,7 +77,7 @@ func checkHistory(t *testing.T) *gitRepo {
 
 	// main moves on: untouched is bumped there; feature merges main.
 	r.Git("checkout", "-q", "main")
-	r.Write(merge(chart("charts/untouched", "untouched", "1.0.1"),
+	r.Write(testenv.Merge(testenv.Chart("charts/untouched", "untouched", "1.0.1"),
 		map[string]string{"charts/untouched/values.yaml": "replicas: 9\n"}))
 	r.Commit("main: bump untouched")
 	r.Git("checkout", "-q", "feature")

@@ -125,10 +125,10 @@ func concurrentPublishers(t *testing.T, obj objStore, prefix string, rounds int)
 	raced := 0 // the most processes that published one package in one round
 	for round := 1; round <= rounds; round++ {
 		for k, m := range aMirrors {
-			files := chart(fmt.Sprintf("charts/alpha-%d-%d", round, k), "alpha", fmt.Sprintf("%d.%d.0", round, k))
+			files := testenv.Chart(fmt.Sprintf("charts/alpha-%d-%d", round, k), "alpha", fmt.Sprintf("%d.%d.0", round, k))
 			inGit[fmt.Sprintf("alpha-%d.%d.0.tgz", round, k)] = true
 			if k == 1 {
-				files = merge(files, chart(fmt.Sprintf("charts/apple-%d", round), "apple", fmt.Sprintf("%d.0.0", round)))
+				files = testenv.Merge(files, testenv.Chart(fmt.Sprintf("charts/apple-%d", round), "apple", fmt.Sprintf("%d.0.0", round)))
 				inGit[fmt.Sprintf("apple-%d.0.0.tgz", round)] = true
 			}
 			a.Write(files)
@@ -136,7 +136,7 @@ func concurrentPublishers(t *testing.T, obj objStore, prefix string, rounds int)
 			a.Git("push", "-q", "-f", m.Dir, c+":refs/heads/main")
 		}
 		for k, m := range bMirrors {
-			b.Write(chart(fmt.Sprintf("charts/bravo-%d-%d", round, k), "bravo", fmt.Sprintf("%d.%d.0", round, k)))
+			b.Write(testenv.Chart(fmt.Sprintf("charts/bravo-%d-%d", round, k), "bravo", fmt.Sprintf("%d.%d.0", round, k)))
 			inGit[fmt.Sprintf("bravo-%d.%d.0.tgz", round, k)] = true
 			c := b.Commit(fmt.Sprintf("round %d, commit %d", round, k))
 			b.Git("push", "-q", "-f", m.Dir, c+":refs/heads/main")
@@ -309,10 +309,10 @@ func conflictingPublishers(t *testing.T, objX, objY objStore, race *putRace, rou
 		version := fmt.Sprintf("%d.0.0", round)
 		file := "clash-" + version + ".tgz"
 		want = append(want, file)
-		x.Write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
+		x.Write(testenv.Merge(testenv.Chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
 			map[string]string{fmt.Sprintf("charts/clash-%d/values.yaml", round): "replicas: 1\nfrom: x\n"}))
 		x.Commit("x " + version)
-		y.Write(merge(chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
+		y.Write(testenv.Merge(testenv.Chart(fmt.Sprintf("charts/clash-%d", round), "clash", version),
 			map[string]string{fmt.Sprintf("charts/clash-%d/values.yaml", round): "replicas: 1\nfrom: y\n"}))
 		y.Commit("y " + version)
 

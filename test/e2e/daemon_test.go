@@ -136,7 +136,7 @@ func promtool(t *testing.T, args ...string) {
 
 func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/b", "b", "1.0.0"), chart("charts/bad", "bad", "banana")))
+	r.Write(testenv.Merge(testenv.Chart("charts/a", "a", "1.0.0"), testenv.Chart("charts/b", "b", "1.0.0"), testenv.Chart("charts/bad", "bad", "banana")))
 	r.Commit("two good charts, one bad")
 	addr := freeAddr(t)
 	s, store := newLocalSite(t, r, daemonTOML(addr, "@every 1h", "30s"))
@@ -182,7 +182,7 @@ func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 	}
 
 	// POST /sync publishes a new commit now, not in an hour.
-	r.Write(chart("charts/c", "c", "0.1.0"))
+	r.Write(testenv.Chart("charts/c", "c", "0.1.0"))
 	r.Commit("add c")
 	if code := d.post("/sync"); code != http.StatusAccepted {
 		t.Fatalf("POST /sync: %d", code)
@@ -198,14 +198,14 @@ func TestDaemonPublishesOnScheduleAndOnTrigger(t *testing.T) {
 
 func TestDaemonScheduleAndOverlap(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	addr := freeAddr(t)
 	s, store := newLocalSite(t, r, daemonTOML(addr, "@every 1s", "30s"))
 	d := startDaemon(t, s, addr, "--lock-wait", "20s")
 
 	// A commit is published by the schedule within one interval.
-	r.Write(chart("charts/b", "b", "1.0.0"))
+	r.Write(testenv.Chart("charts/b", "b", "1.0.0"))
 	r.Commit("b")
 	d.waitFor("b published on schedule", func() bool {
 		return readIndex(t, store).Has("b", "1.0.0")
@@ -240,7 +240,7 @@ func TestDaemonScheduleAndOverlap(t *testing.T) {
 
 func TestDaemonSIGTERMDuringPublishingLeavesTheStoreConsistent(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/first", "first", "1.0.0"))
+	r.Write(testenv.Chart("charts/first", "first", "1.0.0"))
 	r.Commit("first")
 	addr := freeAddr(t)
 	// No grace: SIGTERM cancels the running cycle at once.
@@ -249,9 +249,9 @@ func TestDaemonSIGTERMDuringPublishingLeavesTheStoreConsistent(t *testing.T) {
 
 	var files []map[string]string
 	for i := range 40 {
-		files = append(files, chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
+		files = append(files, testenv.Chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
 	}
-	r.Write(merge(files...))
+	r.Write(testenv.Merge(files...))
 	r.Commit("forty charts")
 	if code := d.post("/sync"); code != http.StatusAccepted {
 		t.Fatalf("POST /sync: %d", code)
@@ -302,7 +302,7 @@ func checkConsistent(t *testing.T, store string) {
 
 func TestDaemonSIGHUPKeepsTheOldConfigWhenTheNewOneIsInvalid(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	addr := freeAddr(t)
 	s, _ := newLocalSite(t, r, daemonTOML(addr, "@every 1h", "30s"))
@@ -336,7 +336,7 @@ func TestDaemonSIGHUPKeepsTheOldConfigWhenTheNewOneIsInvalid(t *testing.T) {
 
 func TestOnceWritesTextfileMetrics(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/b", "b", "1.0.0"), chart("charts/bad", "bad", "banana")))
+	r.Write(testenv.Merge(testenv.Chart("charts/a", "a", "1.0.0"), testenv.Chart("charts/b", "b", "1.0.0"), testenv.Chart("charts/bad", "bad", "banana")))
 	r.Commit("two good, one bad")
 	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
 	s, _ := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))

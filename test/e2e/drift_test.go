@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // TestDrift: an indexed version whose build at the commit has other bytes
@@ -16,7 +18,7 @@ import (
 // and a content_differs failure.
 func TestDrift(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(merge(chart("charts/alpha", "alpha", "1.0.0"), chart("charts/beta", "beta", "1.0.0")))
+	r.Write(testenv.Merge(testenv.Chart("charts/alpha", "alpha", "1.0.0"), testenv.Chart("charts/beta", "beta", "1.0.0")))
 	r.Commit("charts")
 	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
 	s, store := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))

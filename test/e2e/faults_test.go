@@ -18,7 +18,7 @@ import (
 // threeCharts is a repository of three small charts.
 func threeCharts(t *testing.T) (*gitRepo, []string) {
 	r := newGitRepo(t)
-	r.Write(merge(chart("charts/one", "one", "1.0.0"), chart("charts/two", "two", "2.0.0"), chart("charts/three", "three", "3.0.0")))
+	r.Write(testenv.Merge(testenv.Chart("charts/one", "one", "1.0.0"), testenv.Chart("charts/two", "two", "2.0.0"), testenv.Chart("charts/three", "three", "3.0.0")))
 	r.Commit("three charts")
 	return r, []string{"one-1.0.0.tgz", "three-3.0.0.tgz", "two-2.0.0.tgz"}
 }

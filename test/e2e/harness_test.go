@@ -31,27 +31,6 @@ type gitRepo = testenv.GitRepo
 
 func newGitRepo(t *testing.T) *gitRepo { return testenv.NewGitRepo(t) }
 
-// chart returns the files of a small valid chart in dir.
-func chart(dir, name, version string, extra ...string) map[string]string {
-	files := map[string]string{
-		dir + "/Chart.yaml":  fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: test chart %s\n%s", name, version, name, strings.Join(extra, "\n")),
-		dir + "/values.yaml": "replicas: 1\n",
-		dir + "/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-" + name +
-			"\ndata:\n  replicas: {{ .Values.replicas | quote }}\n",
-	}
-	return files
-}
-
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // site is one chartsync installation: a state dir and a config.
 type site struct {
 	t        *testing.T

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // TestRunHistory: run --history into an empty store publishes every
@@ -83,10 +85,10 @@ func packageDigests(t *testing.T, dir string) map[string]string {
 // that commit.
 func TestRunHistoryConflict(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(merge(chart("charts/x", "x", "1.0.0"), chart("charts/why", "why", "1.0.0"), chart("charts/x-copy", "x", "1.0.0"),
+	r.Write(testenv.Merge(testenv.Chart("charts/x", "x", "1.0.0"), testenv.Chart("charts/why", "why", "1.0.0"), testenv.Chart("charts/x-copy", "x", "1.0.0"),
 		map[string]string{"charts/x-copy/values.yaml": "replicas: 7\n"}))
 	c1 := r.Commit("x twice")
-	r.Write(chart("charts/z", "z", "1.0.0"))
+	r.Write(testenv.Chart("charts/z", "z", "1.0.0"))
 	r.Commit("z")
 	s, store := newLocalSite(t, r, "")
 	code, out := s.run("run", "--history", c1)

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // Issue 12: with index_format = "json" chartsync writes index.yaml as
@@ -19,7 +21,7 @@ import (
 // Switching to "yaml" and back rewrites it with every entry.
 func TestJSONIndexReadByHelm(t *testing.T) {
 	repo := newGitRepo(t)
-	repo.Write(merge(chart("charts/a", "a", "1.0.0"), chart("charts/on", `"on"`, "0.1.0")))
+	repo.Write(testenv.Merge(testenv.Chart("charts/a", "a", "1.0.0"), testenv.Chart("charts/on", `"on"`, "0.1.0")))
 	repo.Commit("two charts")
 	format := func(f string) string {
 		return fmt.Sprintf("index_format = %q\n", f)
@@ -62,7 +64,7 @@ func TestJSONIndexReadByHelm(t *testing.T) {
 	}
 
 	// A new version, still JSON; then yaml, then json again: every entry.
-	repo.Write(chart("charts/a", "a", "1.1.0"))
+	repo.Write(testenv.Chart("charts/a", "a", "1.1.0"))
 	repo.Commit("a 1.1.0")
 	s.mustRun("run", "--once")
 	for _, f := range []string{"json", "yaml", "json"} {

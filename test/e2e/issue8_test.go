@@ -98,9 +98,9 @@ func slowWriterRace(t *testing.T, variant string, fastObj, slowObj objStore, fas
 		fastSite, slowSite = newStoreSite(t, x.Dir, fastObj, prefix), newStoreSite(t, y.Dir, slowObj, prefix)
 		commitRound = func(round int) {
 			v := fmt.Sprintf("%d.0.0", round)
-			x.Write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: x\n"}))
+			x.Write(testenv.Merge(testenv.Chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: x\n"}))
 			x.Commit("x " + v)
-			y.Write(merge(chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: y\n"}))
+			y.Write(testenv.Merge(testenv.Chart("charts/sl", "sl", v), map[string]string{"charts/sl/values.yaml": "replicas: 1\nfrom: y\n"}))
 			y.Commit("y " + v)
 		}
 	case "lagging branch":
@@ -111,7 +111,7 @@ func slowWriterRace(t *testing.T, variant string, fastObj, slowObj objStore, fas
 		fastSite, slowSite = newStoreSite(t, newer.Dir, fastObj, prefix), newStoreSite(t, lagging.Dir, slowObj, prefix)
 		commitRound = func(round int) {
 			v := fmt.Sprintf("%d.0.0", round)
-			up.Write(chart("charts/sl", "sl", v))
+			up.Write(testenv.Chart("charts/sl", "sl", v))
 			c1 := up.Commit("bump sl to " + v)
 			up.Write(map[string]string{"charts/sl/values.yaml": fmt.Sprintf("replicas: %d\n", round+1)})
 			c2 := up.Commit("edit sl " + v + " without a bump")
@@ -223,7 +223,7 @@ func TestAdoptOtherToolsPackagesSwift(t *testing.T) {
 	r := newGitRepo(t)
 	names := []string{"alpha", "beta", "gamma"}
 	for _, n := range names {
-		r.Write(chart("charts/"+n, n, "1.2.3"))
+		r.Write(testenv.Chart("charts/"+n, n, "1.2.3"))
 	}
 	r.Commit("charts")
 	h := newHelm(t)

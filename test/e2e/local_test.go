@@ -26,7 +26,7 @@ func fixture(t *testing.T) *gitRepo {
 	h := newHelm(t)
 	// A .tgz dependency, packaged by helm itself, vendored into web/charts.
 	src := t.TempDir()
-	files := chart("dbchart", "db", "2.0.0")
+	files := testenv.Chart("dbchart", "db", "2.0.0")
 	for name, content := range files {
 		p := filepath.Join(src, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -34,16 +34,16 @@ func fixture(t *testing.T) *gitRepo {
 	}
 	h.run("package", filepath.Join(src, "dbchart"), "-d", filepath.Join(r.Dir, "charts/web/charts"))
 
-	r.Write(merge(
-		chart("charts/hello", "hello", "0.1.0"),
+	r.Write(testenv.Merge(
+		testenv.Chart("charts/hello", "hello", "0.1.0"),
 		map[string]string{
 			"common/_helpers.tpl":                 `{{- define "common.name" -}}{{ .Chart.Name }}{{- end -}}`,
 			"charts/hello/templates/_helpers.tpl": "-> ../../../common/_helpers.tpl",
 			"charts/hello/templates/svc.yaml":     "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ include \"common.name\" . }}\n",
 		},
-		chart("charts/web", "web", "1.0.0", "dependencies:\n- name: cache\n  version: 0.1.0\n- name: db\n  version: 2.0.0"),
-		chart("charts/web/charts/cache", "cache", "0.1.0"),
-		chart("charts/worker", "worker", "0.3.0", "dependencies:\n- name: lib\n  version: ~1.0.0\n  repository: file://../../libs/lib"),
+		testenv.Chart("charts/web", "web", "1.0.0", "dependencies:\n- name: cache\n  version: 0.1.0\n- name: db\n  version: 2.0.0"),
+		testenv.Chart("charts/web/charts/cache", "cache", "0.1.0"),
+		testenv.Chart("charts/worker", "worker", "0.3.0", "dependencies:\n- name: lib\n  version: ~1.0.0\n  repository: file://../../libs/lib"),
 		map[string]string{
 			"libs/lib/Chart.yaml":             "apiVersion: v2\nname: lib\nversion: 1.0.1\ntype: library\n",
 			"libs/lib/templates/_lib.tpl":     `{{- define "lib.hello" -}}hello{{- end -}}`,
@@ -136,7 +136,7 @@ func TestNoChangeWritesNothingAndBumpPublishesOne(t *testing.T) {
 
 	// Bump hello; change worker without a bump.
 	time.Sleep(10 * time.Millisecond)
-	r.Write(merge(chart("charts/hello", "hello", "0.2.0"), map[string]string{
+	r.Write(testenv.Merge(testenv.Chart("charts/hello", "hello", "0.2.0"), map[string]string{
 		"charts/worker/values.yaml": "replicas: 5\n",
 	}))
 	r.Commit("bump hello, change worker without a bump")
@@ -193,24 +193,24 @@ func TestBadInputFailsAloneAndNamesTheChart(t *testing.T) {
 	}{
 		{"malformed Chart.yaml", map[string]string{"charts/bad/Chart.yaml": "apiVersion: v2\nname: [bad\n"},
 			`charts/bad.*(yaml|Chart.yaml)`},
-		{"version not semver", chart("charts/bad", "bad", `"1.0"`),
+		{"version not semver", testenv.Chart("charts/bad", "bad", `"1.0"`),
 			`"bad".*1\.0.*semver`},
-		{"version unparseable", chart("charts/bad", "bad", "banana"),
+		{"version unparseable", testenv.Chart("charts/bad", "bad", "banana"),
 			`"bad".*banana.*semver`},
-		{"name escaping the prefix", chart("charts/bad", "../../etc/evil", "1.0.0"),
+		{"name escaping the prefix", testenv.Chart("charts/bad", "../../etc/evil", "1.0.0"),
 			`charts/bad.*name`},
-		{"symlink out of the tree", merge(chart("charts/bad", "bad", "1.0.0"),
+		{"symlink out of the tree", testenv.Merge(testenv.Chart("charts/bad", "bad", "1.0.0"),
 			map[string]string{"charts/bad/templates/x.yaml": "-> /etc/passwd"}),
 			`"bad".*symlink.*x\.yaml`},
-		{"missing dependency", chart("charts/bad", "bad", "1.0.0", "dependencies:\n- name: nothere\n  version: 1.0.0\n  repository: https://charts.example.org"),
+		{"missing dependency", testenv.Chart("charts/bad", "bad", "1.0.0", "dependencies:\n- name: nothere\n  version: 1.0.0\n  repository: https://charts.example.org"),
 			`"bad".*nothere`},
-		{"duplicate name and version", merge(chart("charts/bad", "good", "1.0.0"), chart("charts/bad2", "good", "1.0.0")),
+		{"duplicate name and version", testenv.Merge(testenv.Chart("charts/bad", "good", "1.0.0"), testenv.Chart("charts/bad2", "good", "1.0.0")),
 			`(?s)conflict.*charts/bad.*charts/bad2`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newGitRepo(t)
-			r.Write(merge(chart("charts/ok", "ok", "1.0.0"), tt.files))
+			r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), tt.files))
 			r.Commit(tt.name)
 			s, store := newLocalSite(t, r, "")
 			code, out := s.run("run", "--once")
@@ -232,7 +232,7 @@ func TestBadInputFailsAloneAndNamesTheChart(t *testing.T) {
 
 func TestUnreadableIndexStopsTheCycle(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s, store := newLocalSite(t, r, "")
 	os.MkdirAll(store, 0o755)
@@ -281,7 +281,7 @@ func TestReproducibleAcrossClonesUmasksAndTime(t *testing.T) {
 
 func TestSecondRunWaitsForTheLock(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s, _ := newLocalSite(t, r, "")
 	os.MkdirAll(s.stateDir, 0o755)
@@ -302,7 +302,7 @@ func TestSecondRunWaitsForTheLock(t *testing.T) {
 func TestSignedPackagesVerifyWithHelm(t *testing.T) {
 	secring, pubring := testenv.Keyring(t, "Chart Publisher", "charts@example.org")
 	r := newGitRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	s, store := newLocalSite(t, r, "")
 	cfg, err := os.ReadFile(s.config)
@@ -332,7 +332,7 @@ func TestSignedPackagesVerifyWithHelm(t *testing.T) {
 
 func TestServe(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	s, _ := newLocalSite(t, r, "")
 	s.mustRun("run", "--once")

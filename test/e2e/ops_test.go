@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // hungGitServer accepts connections on 127.0.0.1 and never answers. It
@@ -121,7 +123,7 @@ func TestHungGitServerDoesNotWedgeTheDaemon(t *testing.T) {
 // unreadable it still serves what `run` published.
 func TestServeNeedsOnlyStoreCredentials(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/app", "app", "1.0.0"))
+	r.Write(testenv.Chart("charts/app", "app", "1.0.0"))
 	r.Commit("app")
 	s, store := newLocalSite(t, r, "")
 	s.mustRun("run", "--once")
@@ -172,7 +174,7 @@ path = %q
 // taken out of the config.
 func TestDaemonRemovesTimerModesTextfile(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	textfile := filepath.Join(t.TempDir(), "chartsync.prom")
 	s, store := newLocalSite(t, r, fmt.Sprintf("[metrics]\ntextfile = %q\n", textfile))
@@ -239,7 +241,7 @@ func TestOnceAgainstAHungGitServerTimesOut(t *testing.T) {
 // of the old name (an alert on one of them would otherwise fire forever).
 func TestReloadDeletesTheSeriesOfARemovedRepository(t *testing.T) {
 	r := newGitRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	addr := freeAddr(t)
 	store := filepath.Join(t.TempDir(), "repo")

@@ -333,7 +333,7 @@ func endToEnd(t *testing.T, obj objStore, proxy *testenv.Proxy, prefix string) {
 	}
 
 	// A bump publishes exactly one package and keeps every entry as it was.
-	r.Write(chart("charts/hello", "hello", "0.2.0"))
+	r.Write(testenv.Chart("charts/hello", "hello", "0.2.0"))
 	r.Commit("bump hello")
 	w0 = writes(proxy)
 	out = s.mustRun("run", "--once")

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // verifyHistory makes a history where alpha 1.0.0 is only in the first
@@ -29,11 +31,11 @@ func verifyHistory(t *testing.T, r *gitRepo, s *site) []string {
 			t.Fatalf("%s: run --once exit %d, want %d\n%s", msg, code, wantCode, out)
 		}
 	}
-	step(merge(chart("charts/alpha", "alpha", "1.0.0"), chart("charts/beta", "beta", "1.0.0")), "alpha and beta", 0)
-	step(merge(chart("charts/alpha", "alpha", "1.1.0"), map[string]string{"charts/alpha/values.yaml": "replicas: 3\n"}), "alpha 1.1.0", 0)
+	step(testenv.Merge(testenv.Chart("charts/alpha", "alpha", "1.0.0"), testenv.Chart("charts/beta", "beta", "1.0.0")), "alpha and beta", 0)
+	step(testenv.Merge(testenv.Chart("charts/alpha", "alpha", "1.1.0"), map[string]string{"charts/alpha/values.yaml": "replicas: 3\n"}), "alpha 1.1.0", 0)
 	// An unbumped edit: content_differs, beta 1.0.0 stays as published.
 	step(map[string]string{"charts/beta/values.yaml": "replicas: 5\n"}, "beta edited, not bumped", 1)
-	step(chart("charts/gamma", "gamma", "2.0.0"), "gamma", 1)
+	step(testenv.Chart("charts/gamma", "gamma", "2.0.0"), "gamma", 1)
 	return commits
 }
 

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // tgzNames lists the entry names of a .tgz.
@@ -44,7 +46,7 @@ func tgzNames(t *testing.T, data []byte) []string {
 // a symlink into .git fails its chart alone.
 func TestCase2GitNeverPublished(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart(".", "top", "1.0.0"))
+	r.Write(testenv.Chart(".", "top", "1.0.0"))
 	r.Commit("a chart at the root")
 	r.Git("config", "secret.token", "hunter2") // only in this checkout's .git/config
 
@@ -70,9 +72,9 @@ func TestCase2GitNeverPublished(t *testing.T) {
 	}
 
 	r2 := newRepo(t)
-	r2.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/dir", "dir", "1.0.0"), map[string]string{"charts/dir/history": "-> ../../.git"},
-		chart("charts/cfg", "cfg", "1.0.0"), map[string]string{"charts/cfg/files/config": "-> ../../../.git/config"},
+	r2.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/dir", "dir", "1.0.0"), map[string]string{"charts/dir/history": "-> ../../.git"},
+		testenv.Chart("charts/cfg", "cfg", "1.0.0"), map[string]string{"charts/cfg/files/config": "-> ../../../.git/config"},
 	))
 	r2.Commit("links into .git")
 	s := newSite(t, r2, []string{"charts/*"}, "", "")
@@ -91,8 +93,8 @@ func TestCase4LongNames(t *testing.T) {
 	fits := strings.Repeat("f", 250-len("-1.0.0.tgz"))
 	long := strings.Repeat("l", 256)
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/fits", fits, "1.0.0"), chart("charts/long", long, "1.0.0"),
-		chart("charts/longver", "v", "1.0.0-"+strings.Repeat("a", 240))))
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), testenv.Chart("charts/fits", fits, "1.0.0"), testenv.Chart("charts/long", long, "1.0.0"),
+		testenv.Chart("charts/longver", "v", "1.0.0-"+strings.Repeat("a", 240))))
 	r.Commit("long names")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	for run := range 2 {
@@ -114,10 +116,10 @@ func TestCase4LongNames(t *testing.T) {
 // from git objects).
 func TestCase5Cost(t *testing.T) {
 	r := newRepo(t)
-	files := merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/deep", "deep", "1.0.0"), map[string]string{"charts/deep/files/" + strings.Repeat("d/", 150) + "f.txt": "deep\n"},
-		chart("charts/many", "many", "1.0.0"),
-		chart("charts/fan", "fan", "1.0.0"), map[string]string{"charts/fan/files": "-> ../../fan/l18", "fan/l0/leaf.txt": "leaf\n"},
+	files := testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/deep", "deep", "1.0.0"), map[string]string{"charts/deep/files/" + strings.Repeat("d/", 150) + "f.txt": "deep\n"},
+		testenv.Chart("charts/many", "many", "1.0.0"),
+		testenv.Chart("charts/fan", "fan", "1.0.0"), map[string]string{"charts/fan/files": "-> ../../fan/l18", "fan/l0/leaf.txt": "leaf\n"},
 	)
 	for i := range 20100 {
 		files[fmt.Sprintf("charts/many/files/%02d/%05d.txt", i/1000, i)] = "x\n"
@@ -150,7 +152,7 @@ func TestCase5Cost(t *testing.T) {
 // within seconds, and the lint worker with it.
 func TestCase5SIGTERM(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
+	r.Write(testenv.Merge(testenv.Chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
 	r.Commit("spin")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	cmd := exec.Command(binary, "run", "--once", "--config", s.config)
@@ -218,9 +220,9 @@ const spinTemplate = "{{- range until 100000 }}{{ range until 100000 }}{{ end }}
 // is not rendered again on the next cycle.
 func TestCase6LintBounded(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/hog", "hog", "1.0.0"), map[string]string{"charts/hog/templates/hog.yaml": "{{- range until 30 }}{{ repeat 100000000 \"a\" }}{{ end }}\n"},
-		chart("charts/slow", "slow", "1.0.0"), map[string]string{"charts/slow/templates/slow.yaml": "{{- range until 3000 }}{{ range until 3000 }}{{ end }}{{ end }}\nkind: [ slow and wrong\n"},
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/hog", "hog", "1.0.0"), map[string]string{"charts/hog/templates/hog.yaml": "{{- range until 30 }}{{ repeat 100000000 \"a\" }}{{ end }}\n"},
+		testenv.Chart("charts/slow", "slow", "1.0.0"), map[string]string{"charts/slow/templates/slow.yaml": "{{- range until 3000 }}{{ range until 3000 }}{{ end }}{{ end }}\nkind: [ slow and wrong\n"},
 	))
 	r.Commit("costly templates")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -240,7 +242,7 @@ func TestCase6LintBounded(t *testing.T) {
 
 	// Cycle 2 renders nothing: every verdict comes from the state dir. A
 	// new bump of ok proves the cycle still publishes.
-	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.1"))
 	r.Commit("bump ok")
 	second := s.mustRun(1, "run", "--once")
 	second.published(t, "charts/ok")
@@ -278,10 +280,10 @@ func TestCase7NoNetwork(t *testing.T) {
 	url := "http://" + l.Addr().String() + "/schema.json"
 	schema := `{"type": "object", "properties": {"replicas": {"$ref": "` + url + `"}}}`
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/ref", "ref", "1.0.0"), map[string]string{"charts/ref/values.schema.json": schema},
-		chart("charts/meta", "meta", "1.0.0"), map[string]string{"charts/meta/values.schema.json": `{"$schema": "` + url + `"}`},
-		chart("charts/sub", "sub", "1.0.0", "dependencies:\n- name: inner\n  version: 1.0.0"), chart("charts/sub/charts/inner", "inner", "1.0.0"),
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/ref", "ref", "1.0.0"), map[string]string{"charts/ref/values.schema.json": schema},
+		testenv.Chart("charts/meta", "meta", "1.0.0"), map[string]string{"charts/meta/values.schema.json": `{"$schema": "` + url + `"}`},
+		testenv.Chart("charts/sub", "sub", "1.0.0", "dependencies:\n- name: inner\n  version: 1.0.0"), testenv.Chart("charts/sub/charts/inner", "inner", "1.0.0"),
 		map[string]string{"charts/sub/charts/inner/values.schema.json": schema},
 	))
 	r.Commit("remote schemas")
@@ -308,7 +310,7 @@ func TestCase7NoNetwork(t *testing.T) {
 // clear reason.
 func TestCase14LFSPointers(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/lfs", "lfs", "1.0.0"), map[string]string{
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), testenv.Chart("charts/lfs", "lfs", "1.0.0"), map[string]string{
 		"charts/lfs/files/blob.bin": "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n",
 	}))
 	r.Commit("lfs")
@@ -324,7 +326,7 @@ func TestCase14LFSPointers(t *testing.T) {
 // reported, naming it, not skipped in silence.
 func TestCase15SymlinkedChartDir(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("shared/real", "real", "1.0.0"),
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), testenv.Chart("shared/real", "real", "1.0.0"),
 		map[string]string{"charts/link": "-> ../shared/real"}))
 	r.Commit("symlinked chart dir")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -339,7 +341,7 @@ func TestCase15SymlinkedChartDir(t *testing.T) {
 // renders for minutes takes the lint worker with it.
 func TestCase6WorkerDiesWithChartsync(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
+	r.Write(testenv.Merge(testenv.Chart("charts/spin", "spin", "1.0.0"), map[string]string{"charts/spin/templates/spin.yaml": spinTemplate}))
 	r.Commit("spin")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	cmd := exec.Command(binary, "run", "--once", "--config", s.config)

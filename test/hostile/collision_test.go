@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // Issue 9 case 1: no chart can lie about another through its package file
@@ -17,7 +19,7 @@ import (
 // every other chart is published; the same on the next cycle.
 func TestFileNameCollisionInGit(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/a-1.0.0", "a-1.0.0", "1.0.0"), chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
+	r.Write(testenv.Merge(testenv.Chart("charts/a-1.0.0", "a-1.0.0", "1.0.0"), testenv.Chart("charts/a", "a", "1.0.0-1.0.0"), testenv.Chart("charts/ok", "ok", "1.0.0")))
 	r.Commit("collide")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	for cycle := range 2 {
@@ -43,13 +45,13 @@ func TestFileNameCollisionInGit(t *testing.T) {
 // squatter's templates.
 func TestFileNameCollisionWithPublished(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/x", "a-1.0.0", "1.0.0"))
+	r.Write(testenv.Chart("charts/x", "a-1.0.0", "1.0.0"))
 	r.Commit("squat")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once").published(t, "charts/x")
 	before := s.stored()["a-1.0.0-1.0.0.tgz"]
 	r.Git("rm", "-r", "-q", "charts/x")
-	r.Write(chart("charts/x", "a", "1.0.0-1.0.0"))
+	r.Write(testenv.Chart("charts/x", "a", "1.0.0-1.0.0"))
 	r.Commit("the real chart a in its place")
 	for range 2 {
 		res := s.mustRun(1, "run", "--once")
@@ -67,14 +69,14 @@ func TestFileNameCollisionWithPublished(t *testing.T) {
 // fails as a conflict and neither is indexed.
 func TestFileNameCollisionInStore(t *testing.T) {
 	other := newRepo(t)
-	other.Write(chart("charts/x", "a-1.0.0", "1.0.0"))
+	other.Write(testenv.Chart("charts/x", "a-1.0.0", "1.0.0"))
 	other.Commit("squat")
 	squatter := newSite(t, other, []string{"charts/*"}, "", "")
 	squatter.mustRun(0, "run", "--once")
 	pkg := squatter.stored()["a-1.0.0-1.0.0.tgz"]
 
 	r := newRepo(t)
-	r.Write(merge(chart("charts/a", "a", "1.0.0-1.0.0"), chart("charts/ok", "ok", "1.0.0")))
+	r.Write(testenv.Merge(testenv.Chart("charts/a", "a", "1.0.0-1.0.0"), testenv.Chart("charts/ok", "ok", "1.0.0")))
 	r.Commit("real")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	if err := os.MkdirAll(s.store, 0o755); err != nil {
@@ -97,7 +99,7 @@ func TestFileNameCollisionInStore(t *testing.T) {
 // nor makes it MODIFIED.
 func TestIndexURLMatchedExactly(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/bar", "bar", "1.0.0"))
+	r.Write(testenv.Chart("charts/bar", "bar", "1.0.0"))
 	r.Commit("bar")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	if err := os.MkdirAll(s.store, 0o755); err != nil {

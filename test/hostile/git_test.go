@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // TestGitWindowsReservedNames (case 3): names Windows reserves (aux, con,
@@ -18,8 +20,8 @@ import (
 // fetches into the same repository instead of cloning again.
 func TestGitWindowsReservedNames(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/aux", "aux", "1.0.0"), map[string]string{"charts/aux/templates/con.yaml": "# con\n"},
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/aux", "aux", "1.0.0"), map[string]string{"charts/aux/templates/con.yaml": "# con\n"},
 		map[string]string{"docs/aux.md": "aux\n", "con.yaml": "con: 1\n", "nul/readme": "nul\n", "COM1.txt": "com1\n"},
 	))
 	r.Commit("reserved names")
@@ -30,7 +32,7 @@ func TestGitWindowsReservedNames(t *testing.T) {
 	res.only(t, "charts/ok", "charts/aux")
 	repo := stateRepo(t, s)
 
-	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.1"))
 	r.Commit("bump")
 	res = s.mustRun(0, "run", "--once")
 	res.published(t, "charts/ok")
@@ -47,7 +49,7 @@ func TestGitWindowsReservedNames(t *testing.T) {
 // make a cycle clone again.
 func TestGitCraftedTreeEntries(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), map[string]string{"README.md": "hi\n"}))
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), map[string]string{"README.md": "hi\n"}))
 	r.Commit("good")
 	config := gitStdin(t, r, "[core]\n\tfsmonitor = touch /tmp/owned\n", "hash-object", "-w", "--stdin")
 	dotgit := rawTree(t, r, "100644 config "+config)
@@ -91,11 +93,11 @@ func TestGitCraftedTreeEntries(t *testing.T) {
 // the repository is closed to group and others.
 func TestGitStateDirPrivate(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once")
-	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.1"))
 	r.Commit("two")
 	s.mustRun(0, "run", "--once")
 	err := filepath.WalkDir(filepath.Join(s.stateDir, "git"), func(p string, d fs.DirEntry, err error) error {
@@ -185,7 +187,7 @@ func TestGitLargeFile(t *testing.T) {
 	}
 	const limit = 250 << 20 // a 300 MiB object held whole would exceed it
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	writeBig(t, filepath.Join(r.Dir, "assets/big1.bin"), "one")
 	r.Commit("large file")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -195,7 +197,7 @@ func TestGitLargeFile(t *testing.T) {
 		t.Errorf("first cycle (clone): peak RSS %d MiB, want <= %d", res.maxRSS>>20, limit>>20)
 	}
 	writeBig(t, filepath.Join(r.Dir, "assets/big2.bin"), "two")
-	r.Write(chart("charts/ok", "ok", "1.0.1"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.1"))
 	r.Commit("another large file")
 	res = s.mustRun(0, "run", "--once")
 	res.published(t, "charts/ok")

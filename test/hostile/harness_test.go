@@ -29,27 +29,6 @@ type gitRepo = testenv.GitRepo
 
 func newRepo(t *testing.T) *gitRepo { return testenv.NewGitRepo(t) }
 
-// chart returns the files of a small valid chart in dir; extra lines are
-// appended to its Chart.yaml.
-func chart(dir, name, version string, extra ...string) map[string]string {
-	return map[string]string{
-		dir + "/Chart.yaml":  fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: test chart\n%s", name, version, strings.Join(extra, "\n")),
-		dir + "/values.yaml": "replicas: 1\n",
-		dir + "/templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-" + name +
-			"\ndata:\n  replicas: {{ .Values.replicas | quote }}\n",
-	}
-}
-
-func merge(ms ...map[string]string) map[string]string {
-	out := map[string]string{}
-	for _, m := range ms {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
-}
-
 // site is one chartsync installation publishing one repository, "stable",
 // of the git repository to a local store.
 type site struct {

@@ -6,6 +6,8 @@ import (
 	"compress/gzip"
 	"strings"
 	"testing"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // tgz returns a gzipped tar of entries (name -> content), in the given order.
@@ -36,10 +38,10 @@ func tgz(t *testing.T, entries ...[2]string) string {
 // the bad one is stored.
 func TestEscapingSymlinks(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/abs", "abs", "1.0.0"), map[string]string{"charts/abs/templates/passwd.yaml": "-> /etc/passwd"},
-		chart("charts/rel", "rel", "1.0.0"), map[string]string{"charts/rel/files": "-> ../../../../../../../../etc"},
-		chart("charts/chartfile", "chartfile", "1.0.0"), map[string]string{"charts/chartfile/Chart.yaml": "-> /etc/hostname"},
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/abs", "abs", "1.0.0"), map[string]string{"charts/abs/templates/passwd.yaml": "-> /etc/passwd"},
+		testenv.Chart("charts/rel", "rel", "1.0.0"), map[string]string{"charts/rel/files": "-> ../../../../../../../../etc"},
+		testenv.Chart("charts/chartfile", "chartfile", "1.0.0"), map[string]string{"charts/chartfile/Chart.yaml": "-> /etc/hostname"},
 	))
 	r.Commit("escaping symlinks")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -57,10 +59,10 @@ func TestEscapingSymlinks(t *testing.T) {
 // each other fail their charts alone.
 func TestSymlinkLoops(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/up", "up", "1.0.0"), map[string]string{"charts/up/templates/again": "-> .."},
-		chart("charts/pair", "pair", "1.0.0"), map[string]string{"charts/pair/a": "-> b", "charts/pair/b": "-> a"},
-		chart("charts/self", "self", "1.0.0"), map[string]string{"charts/self/me": "-> me"},
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/up", "up", "1.0.0"), map[string]string{"charts/up/templates/again": "-> .."},
+		testenv.Chart("charts/pair", "pair", "1.0.0"), map[string]string{"charts/pair/a": "-> b", "charts/pair/b": "-> a"},
+		testenv.Chart("charts/self", "self", "1.0.0"), map[string]string{"charts/self/me": "-> me"},
 	))
 	r.Commit("loops")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -87,9 +89,9 @@ func TestTarTraversalInVendoredTgz(t *testing.T) {
 	abs := tgz(t,
 		[2]string{"/sub/Chart.yaml", "apiVersion: v2\nname: sub\nversion: 1.0.0\n"},
 	)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/dotdot", "dotdot", "1.0.0", "dependencies:\n- name: sub\n  version: 1.0.0"), map[string]string{"charts/dotdot/charts/sub-1.0.0.tgz": evil},
-		chart("charts/abs", "abs", "1.0.0", "dependencies:\n- name: sub\n  version: 1.0.0"), map[string]string{"charts/abs/charts/sub-1.0.0.tgz": abs},
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/dotdot", "dotdot", "1.0.0", "dependencies:\n- name: sub\n  version: 1.0.0"), map[string]string{"charts/dotdot/charts/sub-1.0.0.tgz": evil},
+		testenv.Chart("charts/abs", "abs", "1.0.0", "dependencies:\n- name: sub\n  version: 1.0.0"), map[string]string{"charts/abs/charts/sub-1.0.0.tgz": abs},
 	))
 	r.Commit("tar traversal")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -121,8 +123,8 @@ func TestGzipBomb(t *testing.T) {
 	t.Logf("bomb: %d bytes compressed, %d inflated", buf.Len(), size)
 
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/boom", "boom", "1.0.0", "dependencies:\n- name: bomb\n  version: 1.0.0"), map[string]string{"charts/boom/charts/bomb-1.0.0.tgz": buf.String()},
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/boom", "boom", "1.0.0", "dependencies:\n- name: bomb\n  version: 1.0.0"), map[string]string{"charts/boom/charts/bomb-1.0.0.tgz": buf.String()},
 	))
 	r.Commit("gzip bomb")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -164,9 +166,9 @@ func laughs(key string) string {
 // their charts alone, fast and in bounded memory.
 func TestYAMLBombs(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
 		map[string]string{"charts/chartbomb/Chart.yaml": "apiVersion: v2\nname: chartbomb\nversion: 1.0.0\n" + laughs("keywords")},
-		chart("charts/valuesbomb", "valuesbomb", "1.0.0"), map[string]string{"charts/valuesbomb/values.yaml": laughs("x")},
+		testenv.Chart("charts/valuesbomb", "valuesbomb", "1.0.0"), map[string]string{"charts/valuesbomb/values.yaml": laughs("x")},
 	))
 	r.Commit("yaml bombs")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
@@ -186,14 +188,14 @@ func TestYAMLBombs(t *testing.T) {
 // and non-semver versions fail their charts alone.
 func TestBadNames(t *testing.T) {
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"),
-		chart("charts/slash", "../../etc/evil", "1.0.0"),
-		chart("charts/dots", "a..b", "1.0.0"),
-		chart("charts/bool", "y", "1.0.0"),
-		chart("charts/num", "123", "1.0.0"),
-		chart("charts/float", "float", "1.0"),
-		chart("charts/semver", "semver", "v1.0.0"),
-		chart("charts/slashver", "slashver", "1.0.0-a/b"),
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"),
+		testenv.Chart("charts/slash", "../../etc/evil", "1.0.0"),
+		testenv.Chart("charts/dots", "a..b", "1.0.0"),
+		testenv.Chart("charts/bool", "y", "1.0.0"),
+		testenv.Chart("charts/num", "123", "1.0.0"),
+		testenv.Chart("charts/float", "float", "1.0"),
+		testenv.Chart("charts/semver", "semver", "v1.0.0"),
+		testenv.Chart("charts/slashver", "slashver", "1.0.0-a/b"),
 	))
 	r.Commit("bad names")
 	s := newSite(t, r, []string{"charts/*"}, "", "")

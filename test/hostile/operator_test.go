@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // TestSecretsNeverLogged: the git token and the S3 and Swift secrets are
@@ -98,7 +100,7 @@ timeout = "5s"
 // never show a file of the state dir, the config or the system.
 func TestServeRefusesTraversal(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("ok")
 	s := newSite(t, r, []string{"charts/*"}, "", `prefix = "stable"`)
 	s.mustRun(0, "run", "--once")
@@ -170,7 +172,7 @@ func TestKillAtAnyWrite(t *testing.T) {
 	const charts = 12
 	r := newRepo(t)
 	for i := range charts {
-		r.Write(chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
+		r.Write(testenv.Chart(fmt.Sprintf("charts/c%02d", i), fmt.Sprintf("c%02d", i), "1.0.0"))
 	}
 	r.Commit("charts")
 	var all []string

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // freeAddr returns a 127.0.0.1 address with a port free a moment ago.
@@ -101,7 +103,7 @@ func (d *daemonProc) metricLine(prefix string) bool {
 // timeout (5 s).
 func TestCase10IdleConnectionsAreBounded(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	addr := freeAddr(t)
 	s := newSite(t, r, []string{"charts/*"}, "schedule = \"@every 1h\"\n[http]\nlisten = \""+addr+"\"\n", "")
@@ -134,7 +136,7 @@ func TestCase10IdleConnectionsAreBounded(t *testing.T) {
 		}
 	}
 	// A cycle still runs and succeeds (git and the store need descriptors).
-	r.Write(chart("charts/b", "b", "1.0.0"))
+	r.Write(testenv.Chart("charts/b", "b", "1.0.0"))
 	r.Commit("b")
 	if code, body := d.do("POST", "/sync", ""); code != http.StatusAccepted {
 		t.Fatalf("POST /sync: %d %s", code, body)
@@ -163,7 +165,7 @@ func TestCase10IdleConnectionsAreBounded(t *testing.T) {
 // .git/config would keep it).
 func TestCase11CredentialsInTheGitURLAreRefused(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	for _, u := range []string{
 		"https://alice:S3C/RET@127.0.0.1:1/charts.git",
@@ -202,7 +204,7 @@ func TestCase11CredentialsInTheGitURLAreRefused(t *testing.T) {
 // reload shows in chartsync_config_last_reload_successful).
 func TestCase13EmptySyncTokenFileIsRefused(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	tokenFile := filepath.Join(t.TempDir(), "sync-token")
 	addr := freeAddr(t)
@@ -236,7 +238,7 @@ func TestCase13EmptySyncTokenFileIsRefused(t *testing.T) {
 // duplicate-location check; a refused one publishes nothing anywhere.
 func TestCase16PrefixesAreNormalisedOrRefused(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/a", "a", "1.0.0"))
+	r.Write(testenv.Chart("charts/a", "a", "1.0.0"))
 	r.Commit("a")
 	for prefix, why := range map[string]string{
 		"./stable": `prefix "./stable": "." segments are not allowed`,

@@ -20,6 +20,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/repo"
 	"sigs.k8s.io/yaml"
+
+	"github.com/chartsync/chartsync/internal/testenv"
 )
 
 // The cases of issue 9 about the stores, the index file and serve: 4 (the
@@ -33,7 +35,7 @@ import (
 func TestCase4LongNameFailsAloneEveryCycle(t *testing.T) {
 	long := strings.Repeat("a", 250)
 	r := newRepo(t)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/long", long, "1.0.0")))
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), testenv.Chart("charts/long", long, "1.0.0")))
 	r.Commit("a name no file system holds")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	for cycle := range 2 {
@@ -72,7 +74,7 @@ func sparse(t *testing.T, name string, size int64) {
 // not touched.
 func TestCase8IndexAboveLimitRefusedUnread(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	index := filepath.Join(s.store, "index.yaml")
@@ -102,7 +104,7 @@ func TestCase8LargeObjectsInTheStore(t *testing.T) {
 	r := newRepo(t)
 	random := make([]byte, 600<<10)
 	rand.Read(random)
-	r.Write(merge(chart("charts/ok", "ok", "1.0.0"), chart("charts/big", "big", "1.0.0"),
+	r.Write(testenv.Merge(testenv.Chart("charts/ok", "ok", "1.0.0"), testenv.Chart("charts/big", "big", "1.0.0"),
 		map[string]string{"charts/big/files/blob.bin": string(random)}))
 	r.Commit("a chart with a large file")
 	s := newSite(t, r, []string{"charts/*"}, "", `max_package_size = "512KiB"`)
@@ -181,7 +183,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 // the object (it held whole objects: 6.5 GB for three).
 func TestCase8ServeStreamsToSlowClients(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once")
@@ -261,7 +263,7 @@ generated: 2020-01-01T00:00:00Z
 	for format, index := range foreign {
 		t.Run(format, func(t *testing.T) {
 			r := newRepo(t)
-			r.Write(chart("charts/ok", "ok", "1.0.0"))
+			r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 			r.Commit("one chart")
 			s := newSite(t, r, []string{"charts/*"}, "", "")
 			if err := os.MkdirAll(s.store, 0o755); err != nil {
@@ -309,7 +311,7 @@ generated: 2020-01-01T00:00:00Z
 // the cycle succeeds, with a warning naming the file in the state dir.
 func TestCase17DigestCacheUnsavable(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	// A file where the cache's directory belongs: saving fails as on a
@@ -342,7 +344,7 @@ func TestCase17DigestCacheUnsavable(t *testing.T) {
 // at debug level, never a 502 or an ERROR.
 func TestCase19ServeMalformedPath(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	s.mustRun(0, "run", "--once")
@@ -378,7 +380,7 @@ func TestCase19ServeMalformedPath(t *testing.T) {
 // them) is removed by the next run.
 func TestCase20NoTemporaryFilesServed(t *testing.T) {
 	r := newRepo(t)
-	r.Write(chart("charts/ok", "ok", "1.0.0"))
+	r.Write(testenv.Chart("charts/ok", "ok", "1.0.0"))
 	r.Commit("one chart")
 	s := newSite(t, r, []string{"charts/*"}, "", "")
 	// What kill -9 at a write leaves: a partial temporary file, older than
