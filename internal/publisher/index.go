@@ -8,7 +8,6 @@ import (
 	"maps"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -47,20 +46,23 @@ func (c Config) maxPackageSize() int64 {
 	return DefaultMaxPackageSize
 }
 
-// Index is a repository's index.yaml: its IndexFile, plus the document it
-// was read from, so that writing it back loses nothing.
+// Index is a repository's index.yaml: its top-level fields and entries,
+// plus the document it was read from, so that writing it back loses
+// nothing.
 //
 // The promise: Marshal writes every entry that was read exactly as it was
 // read (fields helm does not know, comments, and the text of every scalar
 // included: an unquoted all-digit digest stays as it was), every top-level
 // field other than generated and entries as it was, and the entries added
-// since (IndexFile.MustAdd) as helm writes them. An entry that was read is
-// written from its source: changing its fields in the IndexFile has no
-// effect on what is written. The format is kept: an index read as JSON is
+// since (MustAdd) as helm writes them. The format is kept: an index read as JSON is
 // written as JSON, one read as YAML (or a new one) as YAML.
 //
-// Marshal writes the entries the IndexFile holds: one removed from it (as
-// tests do, to play a lost update) is not written.
+// Of an entry read, an Index keeps only what chartsync decides with (an
+// Entry) and where its text is, so that a large index costs little more
+// than its text. Marshal writes the entries Index holds: one removed from
+// it (as tests do, to play a lost update) is not written. Each chart's
+// entries added go first, newest first, then the ones read, in the order
+// read.
 //
 // A YAML index laid out as helm writes it (block style, one document) is
 // written by putting the new entries and the generated time into its text:
@@ -68,19 +70,93 @@ func (c Config) maxPackageSize() int64 {
 // from, is parsed again at write time and re-encoded node by node, its
 // aliases expanded.
 type Index struct {
-	*IndexFile
+	IndexHeader
+	charts map[string][]*Entry
+	read   int // entries read from a YAML source
 
 	json bool // read from JSON: write JSON
-	// YAML source, the ordinal of each entry read in it, and where new
-	// entries go (nil: the source is not laid out as helm writes).
+	// YAML source, and where new entries go (nil: the source is not laid
+	// out as helm writes).
 	src    []byte
-	ord    map[*ChartVersion]int
 	layout *yamlLayout
-	// JSON source: the top-level members in order, and each entry read.
-	jsonTop   []jsonMember
-	jsonEntry map[*ChartVersion]json.RawMessage
+	// JSON source: the top-level members in order.
+	jsonTop []jsonMember
 	// format to write ("yaml", "json"); "": the format read.
 	format string
+}
+
+// IndexHeader is an index's top-level fields but entries, as IndexFile
+// has them.
+type IndexHeader struct {
+	ServerInfo  map[string]any    `json:"serverInfo,omitempty"`
+	APIVersion  string            `json:"apiVersion"`
+	Generated   time.Time         `json:"generated"`
+	PublicKeys  []string          `json:"publicKeys,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// An Entry is one chart version of an index as chartsync decides with it.
+type Entry struct {
+	Name, Version, Digest string
+	URL                   string // the first of its urls; "" if none
+
+	// Where its text is: its ordinal among the items of the YAML source
+	// (-1: not read from YAML), its text in the JSON source (compact), or,
+	// for an entry added, the whole entry. An Entry's fields are a copy:
+	// changing them does not change what Marshal writes.
+	ord   int32
+	text  []byte
+	added *ChartVersion
+}
+
+// entryOf returns the Entry of cv.
+func entryOf(cv *ChartVersion) *Entry {
+	e := &Entry{Digest: cv.Digest, ord: -1}
+	if cv.Metadata != nil {
+		e.Name, e.Version = cv.Name, cv.Version
+	}
+	if len(cv.URLs) > 0 {
+		e.URL = cv.URLs[0]
+	}
+	return e
+}
+
+// Charts returns the names of idx's charts, sorted.
+func (idx *Index) Charts() []string {
+	return slices.Sorted(maps.Keys(idx.charts))
+}
+
+// Versions returns chart name's entries: those read, in the order read,
+// then those added.
+func (idx *Index) Versions(name string) []*Entry { return idx.charts[name] }
+
+// written returns chart name's entries in the order Marshal writes them:
+// those added, newest first (as IndexFile.SortEntries sorts), then those
+// read.
+func (idx *Index) written(name string) []*Entry {
+	es := idx.charts[name]
+	i := slices.IndexFunc(es, func(e *Entry) bool { return e.added != nil })
+	if i < 0 {
+		return es
+	}
+	added := slices.Clone(es[i:])
+	sortNewestFirst(len(added), func(k int) string { return added[k].Version },
+		func(a, b int) { added[a], added[b] = added[b], added[a] })
+	return append(added, es[:i]...)
+}
+
+// MustAdd adds an entry for md as IndexFile.MustAdd does (created now, with
+// digest and the url of filename under baseURL), or fails, adding nothing.
+func (idx *Index) MustAdd(md *chart.Metadata, filename, baseURL, digest string) error {
+	f := &IndexFile{Entries: map[string]ChartVersions{}}
+	if err := f.MustAdd(md, filename, baseURL, digest); err != nil {
+		return err
+	}
+	cv := f.Entries[md.Name][0]
+	e := entryOf(cv)
+	e.added = cv
+	idx.charts[md.Name] = append(idx.charts[md.Name], e)
+	return nil
 }
 
 // Index formats (Config.Format): helm reads both from index.yaml.
@@ -127,7 +203,9 @@ type jsonMember struct {
 
 // NewIndex returns an empty index, written as YAML.
 func NewIndex() *Index {
-	return &Index{IndexFile: NewIndexFile()}
+	f := NewIndexFile()
+	return &Index{IndexHeader: IndexHeader{APIVersion: f.APIVersion, Generated: f.Generated, PublicKeys: f.PublicKeys},
+		charts: map[string][]*Entry{}}
 }
 
 // ErrNoAPIVersion is returned by ParseIndex for an index without an
@@ -156,21 +234,11 @@ func ParseIndex(b []byte) (*Index, error) {
 	if idx.APIVersion == "" {
 		return nil, ErrNoAPIVersion
 	}
-	if idx.Entries == nil {
-		idx.Entries = map[string]ChartVersions{}
-	}
-	for _, cvs := range idx.Entries {
-		for _, cv := range cvs {
-			if cv.Metadata == nil {
-				cv.Metadata = &chart.Metadata{}
-			}
-		}
-	}
 	return idx, nil
 }
 
 func parseJSONIndex(b []byte) (*Index, error) {
-	idx := &Index{IndexFile: &IndexFile{}, json: true, jsonEntry: map[*ChartVersion]json.RawMessage{}}
+	idx := &Index{json: true, charts: map[string][]*Entry{}}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -184,7 +252,7 @@ func parseJSONIndex(b []byte) (*Index, error) {
 		key, _ := t.(string)
 		if key == "entries" {
 			// Only its place is kept: Marshal writes the entries from
-			// jsonEntry, and the whole text would be held twice.
+			// their texts, and the whole text would be held twice.
 			idx.jsonTop = append(idx.jsonTop, jsonMember{Key: key})
 			if err := idx.decodeJSONEntries(dec); err != nil {
 				return nil, fmt.Errorf("entries: %w", err)
@@ -213,11 +281,9 @@ func parseJSONIndex(b []byte) (*Index, error) {
 		rest.Write(m.Val)
 	}
 	rest.WriteByte('}')
-	entries := idx.Entries
-	if err := json.Unmarshal(rest.Bytes(), idx.IndexFile); err != nil {
+	if err := json.Unmarshal(rest.Bytes(), &idx.IndexHeader); err != nil {
 		return nil, err
 	}
-	idx.Entries = entries
 	return idx, nil
 }
 
@@ -225,7 +291,6 @@ func parseJSONIndex(b []byte) (*Index, error) {
 // that only the items' texts are held, not a copy of the whole value too.
 // As with encoding/json, a chart named twice keeps its last list.
 func (idx *Index) decodeJSONEntries(dec *json.Decoder) error {
-	idx.Entries = map[string]ChartVersions{}
 	t, err := dec.Token()
 	if err != nil || t == nil {
 		return err
@@ -240,7 +305,7 @@ func (idx *Index) decodeJSONEntries(dec *json.Decoder) error {
 			return err
 		}
 		name := t.(string) // an object's keys are strings
-		delete(idx.Entries, name)
+		delete(idx.charts, name)
 		if t, err = dec.Token(); err != nil || t == nil {
 			if err != nil {
 				return err
@@ -267,8 +332,9 @@ func (idx *Index) decodeJSONEntries(dec *json.Decoder) error {
 			if err := json.Compact(&compact, item); err != nil {
 				return fmt.Errorf("%s[%d]: %w", name, i, err)
 			}
-			idx.Entries[name] = append(idx.Entries[name], cv)
-			idx.jsonEntry[cv] = bytes.Clone(compact.Bytes())
+			e := entryOf(cv)
+			e.text = bytes.Clone(compact.Bytes())
+			idx.charts[name] = append(idx.charts[name], e)
 		}
 		if _, err := dec.Token(); err != nil { // ]
 			return err
@@ -296,7 +362,7 @@ func parseYAMLDocument(b []byte) (*Index, error) {
 	}
 	top := doc.Content[0]
 	c := &converter{budget: 2*len(b) + 1024}
-	idx := &Index{IndexFile: &IndexFile{}, src: b, ord: map[*ChartVersion]int{}}
+	idx := &Index{src: b, charts: map[string][]*Entry{}}
 	if err := idx.readTop(c, top); err != nil {
 		return nil, err
 	}
@@ -324,11 +390,7 @@ func (idx *Index) readTop(c *converter, top *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(js, idx.IndexFile); err != nil {
-		return err
-	}
-	idx.Entries = map[string]ChartVersions{}
-	return nil
+	return json.Unmarshal(js, &idx.IndexHeader)
 }
 
 // readItem reads the k-th item of the entries, one of chart name's.
@@ -341,8 +403,10 @@ func (idx *Index) readItem(c *converter, name string, k int, item *yaml.Node) er
 	if err := json.Unmarshal(js, cv); err != nil {
 		return fmt.Errorf("entries: %s: %w", name, err)
 	}
-	idx.Entries[name] = append(idx.Entries[name], cv)
-	idx.ord[cv] = k
+	e := entryOf(cv)
+	e.ord = int32(k)
+	idx.charts[name] = append(idx.charts[name], e)
+	idx.read++
 	return nil
 }
 
@@ -513,7 +577,6 @@ func lineText(l []byte) []byte {
 // entries of a chart go before the ones read (helm lists newest first),
 // new charts in name order among the ones read.
 func (idx *Index) Marshal() ([]byte, error) {
-	idx.SortEntries()
 	var b []byte
 	var err error
 	switch {
@@ -566,30 +629,29 @@ func yamlToJSON(b []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// keepsAllRead reports whether every entry read is still in the index
-// once: splicing writes them all, whatever the IndexFile says.
+// keepsAllRead reports whether every entry read from the YAML source is
+// still in the index: splicing writes them all.
 func (idx *Index) keepsAllRead() bool {
-	seen := make(map[int]bool, len(idx.ord))
-	for _, cvs := range idx.Entries {
-		for _, cv := range cvs {
-			if k, ok := idx.ord[cv]; ok {
-				if seen[k] {
-					return false
-				}
-				seen[k] = true
+	n := 0
+	for _, es := range idx.charts {
+		for _, e := range es {
+			if e.ord >= 0 {
+				n++
 			}
 		}
 	}
-	return len(seen) == len(idx.ord)
+	return n == idx.read
 }
 
-// added returns the entries of chart name that were not read.
+// added returns the entries of chart name that were not read, newest
+// first.
 func (idx *Index) added(name string) []*ChartVersion {
 	var out []*ChartVersion
-	for _, cv := range idx.Entries[name] {
-		if _, ok := idx.ord[cv]; !ok {
-			out = append(out, cv)
+	for _, e := range idx.written(name) {
+		if e.added == nil {
+			break
 		}
+		out = append(out, e.added)
 	}
 	return out
 }
@@ -605,7 +667,7 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 	for _, cl := range lay.Charts {
 		byName[cl.Name] = cl
 	}
-	for _, name := range idx.names() {
+	for _, name := range idx.Charts() {
 		added := idx.added(name)
 		if len(added) == 0 {
 			continue
@@ -767,7 +829,7 @@ func (idx *Index) encodeYAML() ([]byte, error) {
 	}
 
 	entries := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	for _, name := range idx.names() {
+	for _, name := range idx.Charts() {
 		key := names[name]
 		if key == nil {
 			var err error
@@ -776,12 +838,11 @@ func (idx *Index) encodeYAML() ([]byte, error) {
 			}
 		}
 		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, cv := range idx.Entries[name] {
-			k, ok := idx.ord[cv]
-			item := items[k]
-			if !ok || item == nil {
+		for _, e := range idx.written(name) {
+			item := items[int(e.ord)]
+			if e.added != nil || item == nil {
 				var err error
-				if item, err = helmNode(cv); err != nil {
+				if item, err = helmNode(e.added); err != nil {
 					return nil, err
 				}
 			}
@@ -816,15 +877,6 @@ func (idx *Index) encodeYAML() ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func (idx *Index) names() []string {
-	names := make([]string, 0, len(idx.Entries))
-	for name := range idx.Entries {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func (idx *Index) marshalJSON() ([]byte, error) {
 	generated, err := json.Marshal(idx.Generated)
 	if err != nil {
@@ -851,8 +903,10 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 	// time: no second copy of the index is built.
 	var out bytes.Buffer
 	size := len(generated) + 64*len(idx.jsonTop)
-	for _, raw := range idx.jsonEntry {
-		size += len(raw) * 3 / 2
+	for _, es := range idx.charts {
+		for _, e := range es {
+			size += len(e.text) * 3 / 2
+		}
 	}
 	out.Grow(size)
 	indent := func(val []byte, depth int) error {
@@ -876,7 +930,7 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 			}
 			continue
 		}
-		names := idx.names()
+		names := idx.Charts()
 		if len(names) == 0 {
 			out.WriteString("{}")
 			continue
@@ -887,19 +941,19 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 				out.WriteByte(',')
 			}
 			key(name, 2)
-			cvs := idx.Entries[name]
-			if len(cvs) == 0 {
+			es := idx.written(name)
+			if len(es) == 0 {
 				out.WriteString("[]")
 				continue
 			}
 			out.WriteByte('[')
-			for j, cv := range cvs {
+			for j, e := range es {
 				if j > 0 {
 					out.WriteByte(',')
 				}
-				raw, ok := idx.jsonEntry[cv]
-				if !ok {
-					if raw, err = json.Marshal(cv); err != nil {
+				raw := e.text
+				if e.added != nil {
+					if raw, err = json.Marshal(e.added); err != nil {
 						return nil, err
 					}
 				}
@@ -933,10 +987,10 @@ func helmNode(v any) (*yaml.Node, error) {
 
 // Lookup returns idx's entry for exactly (name, version), or nil. (helm's
 // IndexFile.Has takes version as a semver constraint.)
-func Lookup(idx *Index, name, version string) *ChartVersion {
-	for _, cv := range idx.Entries[name] {
-		if cv.Version == version {
-			return cv
+func Lookup(idx *Index, name, version string) *Entry {
+	for _, e := range idx.charts[name] {
+		if e.Version == version {
+			return e
 		}
 	}
 	return nil
@@ -945,8 +999,8 @@ func Lookup(idx *Index, name, version string) *ChartVersion {
 // Entries returns the number of chart versions in idx.
 func Entries(idx *Index) int {
 	n := 0
-	for _, cvs := range idx.Entries {
-		n += len(cvs)
+	for _, es := range idx.charts {
+		n += len(es)
 	}
 	return n
 }

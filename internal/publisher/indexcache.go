@@ -14,9 +14,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
-
-	"helm.sh/helm/v3/pkg/chart"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 	"github.com/chartsync/chartsync/internal/statefile"
@@ -26,12 +25,11 @@ import (
 // bytes), then a gob stream: a cacheHead and one cacheChart per chart, so
 // that neither writing nor reading it holds a second copy of the index.
 //
-// An entry read from the source is written back from its text (see Index),
-// so the cache keeps of it only what the publisher decides with (name,
-// version, digest, urls) and where its text is: its ordinal in the YAML
-// source or its JSON text. An entry added since it was read is written from
-// its fields: the cache keeps it whole, as JSON, which holds any value a
-// chart's metadata can (gob cannot hold nested untyped values).
+// Of an entry read, the cache keeps what the Index does: its Entry fields
+// and where its text is (its ordinal in the YAML source, or its JSON
+// text). An entry added since it was read is written from its fields: the
+// cache keeps it whole, as JSON, which holds any value a chart's metadata
+// can (gob cannot hold nested untyped values).
 type cacheHead struct {
 	Format  int    // cacheFormat; a file of another format is not used
 	Where   string // store and key: a cache is never used for another repository
@@ -44,27 +42,34 @@ type cacheHead struct {
 	ServerInfo  []byte // JSON
 
 	JSON bool
-	// YAML: the source's layout.
+	// YAML: the source's layout, and the number of entries read from it.
 	Layout *yamlLayout
+	Read   int
 	// JSON: the top-level members.
 	JSONTop []jsonMember
 	Charts  int // cacheCharts that follow
 }
 
-const cacheFormat = 3
+const cacheFormat = 4
 
+// cacheChart is one chart's entries, in order. Its strings are
+// concatenated, so that a chart's entries are read with a few allocations.
 type cacheChart struct {
-	Name    string
-	Entries []cacheEntry
+	Name string
+	// Per entry, its ordinal in the YAML source; ordJSON: read from JSON;
+	// ordAdded: added (its text is then the whole entry, as JSON).
+	Ords []int32
+	// Per entry, the lengths of its name (-1: the chart's), version, digest
+	// and url in Strings, and of its text in Texts.
+	Lens    []int32
+	Strings string
+	Texts   []byte
 }
 
-type cacheEntry struct {
-	Name, Version, Digest string
-	URLs                  []string
-	Ord                   int    // read from YAML: ordinal in the source; else -1
-	JSON                  []byte // read from JSON: its text
-	Added                 []byte // not read: the whole entry, as JSON
-}
+const (
+	ordJSON  = -1
+	ordAdded = -2
+)
 
 // loadIndexCache returns the index cached in file if it was parsed from
 // version of the index at where; nil otherwise (no file, another version,
@@ -99,9 +104,10 @@ func loadIndexCache(file, where, version string) *Index {
 	if err := dec.Decode(&h); err != nil || h.Format != cacheFormat || h.Where != where || h.Version != version {
 		return nil
 	}
-	idx := &Index{IndexFile: &IndexFile{APIVersion: h.APIVersion, Generated: h.Generated,
-		PublicKeys: h.PublicKeys, Annotations: h.Annotations, Entries: make(map[string]ChartVersions, h.Charts)},
-		json: h.JSON, src: src, layout: h.Layout, jsonTop: h.JSONTop, ord: map[*ChartVersion]int{}, jsonEntry: map[*ChartVersion]json.RawMessage{}}
+	idx := &Index{IndexHeader: IndexHeader{APIVersion: h.APIVersion, Generated: h.Generated,
+		PublicKeys: h.PublicKeys, Annotations: h.Annotations},
+		charts: make(map[string][]*Entry, h.Charts), read: h.Read,
+		json: h.JSON, src: src, layout: h.Layout, jsonTop: h.JSONTop}
 	if h.ServerInfo != nil && json.Unmarshal(h.ServerInfo, &idx.ServerInfo) != nil {
 		return nil
 	}
@@ -110,28 +116,59 @@ func loadIndexCache(file, where, version string) *Index {
 		if err := dec.Decode(&c); err != nil {
 			return nil
 		}
-		cvs := make(ChartVersions, len(c.Entries))
-		for i, e := range c.Entries {
-			cv := &ChartVersion{Metadata: &chart.Metadata{Name: e.Name, Version: e.Version}, URLs: e.URLs, Digest: e.Digest}
-			switch {
-			case e.Added != nil:
-				cv = &ChartVersion{}
-				if json.Unmarshal(e.Added, cv) != nil {
-					return nil
-				}
-				if cv.Metadata == nil {
-					cv.Metadata = &chart.Metadata{}
-				}
-			case e.JSON != nil:
-				idx.jsonEntry[cv] = e.JSON
-			default:
-				idx.ord[cv] = e.Ord
-			}
-			cvs[i] = cv
+		es, ok := c.entries()
+		if !ok {
+			return nil
 		}
-		idx.Entries[c.Name] = cvs
+		idx.charts[c.Name] = es
 	}
 	return idx
+}
+
+// entries returns the chart's entries, their strings slices of c's.
+func (c *cacheChart) entries() ([]*Entry, bool) {
+	n := len(c.Ords)
+	if len(c.Lens) != 5*n {
+		return nil, false
+	}
+	slab := make([]Entry, n)
+	es := make([]*Entry, n)
+	var sp, tp int
+	ok := true
+	str := func(l int32) string {
+		if l < 0 || sp+int(l) > len(c.Strings) {
+			ok = false
+			return ""
+		}
+		sp += int(l)
+		return c.Strings[sp-int(l) : sp]
+	}
+	for i := range n {
+		e, lens := &slab[i], c.Lens[5*i:5*i+5]
+		if e.Name = c.Name; lens[0] >= 0 {
+			e.Name = str(lens[0])
+		}
+		e.Version, e.Digest, e.URL = str(lens[1]), str(lens[2]), str(lens[3])
+		if l := int(lens[4]); l < 0 || tp+l > len(c.Texts) {
+			return nil, false
+		} else if l > 0 {
+			e.text = c.Texts[tp : tp+l : tp+l]
+			tp += l
+		}
+		switch e.ord = c.Ords[i]; {
+		case e.ord == ordAdded:
+			cv := &ChartVersion{}
+			if json.Unmarshal(e.text, cv) != nil || cv.Metadata == nil {
+				return nil, false
+			}
+			*e = *entryOf(cv)
+			e.added = cv
+		case e.ord < ordJSON:
+			return nil, false
+		}
+		es[i] = e
+	}
+	return es, ok
 }
 
 // saveIndexCache writes idx, as parsed from version of the index at where,
@@ -139,7 +176,8 @@ func loadIndexCache(file, where, version string) *Index {
 func saveIndexCache(file, where, version string, idx *Index) error {
 	h := cacheHead{Format: cacheFormat, Where: where, Version: version,
 		APIVersion: idx.APIVersion, Generated: idx.Generated, PublicKeys: idx.PublicKeys,
-		Annotations: idx.Annotations, JSON: idx.json, Layout: idx.layout, JSONTop: idx.jsonTop, Charts: len(idx.Entries)}
+		Annotations: idx.Annotations, JSON: idx.json, Layout: idx.layout, Read: idx.read,
+		JSONTop: idx.jsonTop, Charts: len(idx.charts)}
 	var err error
 	if idx.ServerInfo != nil {
 		if h.ServerInfo, err = json.Marshal(idx.ServerInfo); err != nil {
@@ -157,22 +195,31 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 		if err := enc.Encode(&h); err != nil {
 			return err
 		}
-		for name, cvs := range idx.Entries {
-			c := cacheChart{Name: name, Entries: make([]cacheEntry, len(cvs))}
-			for i, cv := range cvs {
-				e := cacheEntry{Name: cv.Name, Version: cv.Version, Digest: cv.Digest, URLs: cv.URLs, Ord: -1}
-				if k, ok := idx.ord[cv]; ok {
-					e.Ord = k
-				} else if raw, ok := idx.jsonEntry[cv]; ok {
-					e.JSON = raw
-				} else {
-					e.Name, e.Version, e.Digest, e.URLs = "", "", "", nil
-					if e.Added, err = json.Marshal(cv); err != nil {
+		var strs strings.Builder
+		for name, es := range idx.charts {
+			c := cacheChart{Name: name, Ords: make([]int32, len(es)), Lens: make([]int32, 0, 5*len(es))}
+			strs.Reset()
+			for i, e := range es {
+				fields, text := []string{e.Name, e.Version, e.Digest, e.URL}, e.text
+				c.Ords[i] = e.ord
+				if e.added != nil {
+					c.Ords[i], fields = ordAdded, []string{"", "", "", ""}
+					if text, err = json.Marshal(e.added); err != nil {
 						return err
 					}
 				}
-				c.Entries[i] = e
+				for k, f := range fields {
+					if k == 0 && f == name {
+						c.Lens = append(c.Lens, -1)
+						continue
+					}
+					c.Lens = append(c.Lens, int32(len(f)))
+					strs.WriteString(f)
+				}
+				c.Lens = append(c.Lens, int32(len(text)))
+				c.Texts = append(c.Texts, text...)
 			}
+			c.Strings = strs.String()
 			if err := enc.Encode(&c); err != nil {
 				return err
 			}

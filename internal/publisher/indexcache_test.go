@@ -55,8 +55,10 @@ func TestIndexCacheIsLossless(t *testing.T) {
 			for _, idx := range []*Index{parsed, cached} {
 				addEntry(t, idx, "a", "9.0.0")
 				addEntry(t, idx, "zz-new", "0.1.0")
-				for _, cv := range append(idx.Entries["a"], idx.Entries["zz-new"]...) {
-					cv.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+				for _, e := range append(idx.charts["a"], idx.charts["zz-new"]...) {
+					if e.added != nil {
+						e.added.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+					}
 				}
 				idx.Generated = time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 			}
@@ -81,7 +83,7 @@ func TestIndexCacheIsLossless(t *testing.T) {
 				if err := idx.MustAdd(deep, "deep-1.0.0.tgz", "", zeros); err != nil {
 					t.Fatal(err)
 				}
-				idx.Entries["deep"][0].Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+				idx.charts["deep"][0].added.Created = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 				idx.ServerInfo = map[string]any{"contextPath": "/charts", "nested": map[string]any{"list": []any{"x", true}}}
 			}
 			if want, err = parsed.Marshal(); err != nil {
@@ -125,7 +127,7 @@ func TestIndexCacheSkipsUnchangedIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		if Lookup(idx, "a", "1.0.0") == nil || Lookup(idx, "on", "0.1.0") == nil {
-			t.Fatalf("index lacks entries: %v", idx.Entries)
+			t.Fatalf("index lacks entries: %v", idx.Charts())
 		}
 		vers = append(vers, ver)
 	}
@@ -167,12 +169,8 @@ func TestIndexCacheSkipsUnchangedIndex(t *testing.T) {
 // version".
 func entrySet(t *testing.T, b []byte) map[string]string {
 	t.Helper()
-	idx, err := ParseIndex(b)
-	if err != nil {
-		t.Fatalf("read index: %v\n%s", err, b)
-	}
 	out := map[string]string{}
-	for name, cvs := range idx.Entries {
+	for name, cvs := range readEntries(t, b).Entries {
 		for _, cv := range cvs {
 			j, err := json.Marshal(cv)
 			if err != nil {

@@ -64,15 +64,11 @@ func TestParseYAMLByChart(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read one chart at a time, but the document does not parse: %v", err)
 			}
-			if !reflect.DeepEqual(got.IndexFile, want.IndexFile) {
-				t.Errorf("index %+v, want %+v", got.IndexFile, want.IndexFile)
+			if !reflect.DeepEqual(got.IndexHeader, want.IndexHeader) {
+				t.Errorf("index %+v, want %+v", got.IndexHeader, want.IndexHeader)
 			}
-			for name, cvs := range want.Entries {
-				for i, cv := range cvs {
-					if g := got.Entries[name]; i >= len(g) || got.ord[g[i]] != want.ord[cv] {
-						t.Errorf("%s[%d]: ordinal differs", name, i)
-					}
-				}
+			if !reflect.DeepEqual(got.charts, want.charts) || got.read != want.read {
+				t.Errorf("entries %v (%d read), want %v (%d)", got.charts, got.read, want.charts, want.read)
 			}
 			if !reflect.DeepEqual(got.layout, want.layout) {
 				t.Errorf("layout %+v, want %+v", got.layout, want.layout)

@@ -113,28 +113,33 @@ func (i *IndexFile) MustAdd(md *chart.Metadata, filename, baseURL, digest string
 
 // SortEntries puts each chart's entries in descending version order, as
 // helm does: newest first, versions that do not parse last.
-//
-// Each version is parsed once, not at every comparison: the comparisons,
-// and so the order, are those of ChartVersions.Less.
 func (i *IndexFile) SortEntries() {
-	for _, versions := range i.Entries {
-		p := parsedVersions{versions, make([]*semver.Version, len(versions))}
-		for k, cv := range versions {
-			p.v[k], _ = semver.NewVersion(cv.Version) // nil: does not parse
-		}
-		sort.Sort(sort.Reverse(p))
+	for _, cvs := range i.Entries {
+		sortNewestFirst(len(cvs), func(k int) string { return cvs[k].Version }, cvs.Swap)
 	}
 }
 
-// parsedVersions is ChartVersions with each version parsed.
-type parsedVersions struct {
-	c ChartVersions
-	v []*semver.Version
+// sortNewestFirst sorts n items as SortEntries sorts entries, given each
+// one's version and a swap. Each version is parsed once, not at every
+// comparison: the comparisons, and so the order, are those of
+// ChartVersions.Less.
+func sortNewestFirst(n int, version func(int) string, swap func(i, j int)) {
+	p := parsedVersions{make([]*semver.Version, n), swap}
+	for k := range n {
+		p.v[k], _ = semver.NewVersion(version(k)) // nil: does not parse
+	}
+	sort.Sort(sort.Reverse(p))
 }
 
-func (p parsedVersions) Len() int { return len(p.c) }
+// parsedVersions is items with their versions parsed.
+type parsedVersions struct {
+	v    []*semver.Version
+	swap func(i, j int)
+}
+
+func (p parsedVersions) Len() int { return len(p.v) }
 func (p parsedVersions) Swap(i, j int) {
-	p.c[i], p.c[j] = p.c[j], p.c[i]
+	p.swap(i, j)
 	p.v[i], p.v[j] = p.v[j], p.v[i]
 }
 

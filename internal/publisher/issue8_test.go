@@ -157,7 +157,7 @@ func TestLossVersusFirstIndexed(t *testing.T) {
 	// Another writer replaces the index with one that lacks b (a lost
 	// update), and stores c without indexing it (in flight).
 	idx, ver, _ := p.Index(ctx)
-	delete(idx.Entries, "b")
+	delete(idx.charts, "b")
 	b, _ := idx.Marshal()
 	if _, err := s.Replace(ctx, "index.yaml", b, ver); err != nil {
 		t.Fatal(err)
@@ -222,7 +222,7 @@ func TestFileNameCollision(t *testing.T) {
 		}
 		idx, _, _ := New(s, Config{}, quiet()).Index(ctx)
 		if Entries(idx) != 1 || Lookup(idx, "ok", "1.0.0") == nil {
-			t.Errorf("index %v, want only ok", idx.Entries)
+			t.Errorf("index %v, want only ok", idx.Charts())
 		}
 	})
 	for _, tt := range []struct {
@@ -245,7 +245,7 @@ func TestFileNameCollision(t *testing.T) {
 			}
 			idx, _, _ := New(s, Config{}, quiet()).Index(ctx)
 			if Lookup(idx, tt.later.Metadata.Name, tt.later.Metadata.Version) != nil || Entries(idx) != 1 {
-				t.Errorf("index %v", idx.Entries)
+				t.Errorf("index %v", idx.Charts())
 			}
 		})
 	}
@@ -263,7 +263,7 @@ func TestFileNameCollision(t *testing.T) {
 		}
 		idx, _, _ := New(s, Config{}, quiet()).Index(ctx)
 		if Entries(idx) != 0 {
-			t.Errorf("index %v, want nothing indexed", idx.Entries)
+			t.Errorf("index %v, want nothing indexed", idx.Charts())
 		}
 	})
 }
@@ -292,6 +292,6 @@ func TestURLMatchedExactly(t *testing.T) {
 	}
 	idx, _, _ = p.Index(ctx)
 	if Lookup(idx, "bar", "1.0.0") == nil || Lookup(idx, "foo", "1.0.0") == nil {
-		t.Errorf("index %v", idx.Entries)
+		t.Errorf("index %v", idx.Charts())
 	}
 }

@@ -61,8 +61,8 @@ func (m *Memory) saw(idx *Index) {
 	defer m.mu.Unlock()
 	m.load()
 	var k []byte // nvKey, built without allocating for a lookup
-	for name, cvs := range idx.Entries {
-		for _, cv := range cvs {
+	for name, es := range idx.charts {
+		for _, cv := range es {
 			k = append(append(append(k[:0], name...), ' '), cv.Version...)
 			if _, ok := m.m.Indexed[string(k)]; !ok {
 				m.m.Indexed[string(k)] = cv.Digest

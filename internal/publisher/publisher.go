@@ -429,7 +429,7 @@ func (p *Publisher) sameContent(sumA string, a []byte, sumB string, b []byte) (b
 
 // checkIndexed compares this publisher's build of an indexed chart version
 // with the indexed package: equal digests, or the same content.
-func (p *Publisher) checkIndexed(ctx context.Context, cv *ChartVersion, pkg Package, c *call) error {
+func (p *Publisher) checkIndexed(ctx context.Context, cv *Entry, pkg Package, c *call) error {
 	ours := pkg.sum()
 	if cv.Digest == "" || cv.Digest == ours {
 		return nil
@@ -579,8 +579,8 @@ func (p *Publisher) verify(ctx context.Context, want *Index) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s read back: %v", ErrIndexUnreadable, p.key("index.yaml"), err)
 	}
-	for name, cvs := range want.Entries {
-		for _, cv := range cvs {
+	for name, es := range want.charts {
+		for _, cv := range es {
 			if Lookup(got, name, cv.Version) == nil {
 				return fmt.Errorf("verify index: %s %s missing after write, a concurrent writer replaced it: %w", name, cv.Version, store.ErrConflict)
 			}
@@ -639,14 +639,11 @@ func (p *Publisher) fileOf(u string) string {
 // claims maps each package file of this repository to the index entry
 // whose url names it exactly, matched by (name, version) and exact url,
 // never by url basename.
-func (p *Publisher) claims(idx *Index) map[string]*ChartVersion {
-	m := map[string]*ChartVersion{}
-	for _, cvs := range idx.Entries {
-		for _, cv := range cvs {
-			if len(cv.URLs) == 0 {
-				continue
-			}
-			if f := p.fileOf(cv.URLs[0]); f != "" {
+func (p *Publisher) claims(idx *Index) map[string]*Entry {
+	m := map[string]*Entry{}
+	for _, es := range idx.charts {
+		for _, cv := range es {
+			if f := p.fileOf(cv.URL); f != "" {
 				if _, dup := m[f]; !dup || Filename(cv.Name, cv.Version) == f {
 					m[f] = cv
 				}
@@ -751,7 +748,7 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store
 // mismatch handles a stored package whose bytes do not match its index
 // entry: an index edited by hand, a package this publisher can restore, or
 // a modified package.
-func (p *Publisher) mismatch(ctx context.Context, cv *ChartVersion, obj store.Object, sum string, c *call, rep *Report) {
+func (p *Publisher) mismatch(ctx context.Context, cv *Entry, obj store.Object, sum string, c *call, rep *Report) {
 	name := path.Base(obj.Key)
 	if first, ok := p.cfg.Memory.indexed(cv.Name, cv.Version); ok && first != cv.Digest && first == sum {
 		rep.Edited = append(rep.Edited, name)
@@ -774,7 +771,7 @@ func (p *Publisher) mismatch(ctx context.Context, cv *ChartVersion, obj store.Ob
 // call's own build when it has exactly the indexed digest, else from the
 // versions the store kept (store.Versioned). It returns where the bytes
 // came from, or "" if it could not restore them.
-func (p *Publisher) restore(ctx context.Context, cv *ChartVersion, obj store.Object, c *call) (string, error) {
+func (p *Publisher) restore(ctx context.Context, cv *Entry, obj store.Object, c *call) (string, error) {
 	name := path.Base(obj.Key)
 	if b, ok := c.builds[name]; ok && b.sum() == cv.Digest && b.Metadata.Name == cv.Name && b.Metadata.Version == cv.Version {
 		data, err := b.bytes(ctx)
@@ -824,8 +821,8 @@ func (p *Publisher) add(idx *Index, md *chart.Metadata, name, sum string) error 
 		return fmt.Errorf("index %s: %w", name, err)
 	}
 	// MustAdd stamps time.Now; use the publisher's clock.
-	cvs := idx.Entries[md.Name]
-	cvs[len(cvs)-1].Created = p.now()
+	es := idx.charts[md.Name]
+	es[len(es)-1].added.Created = p.now()
 	return nil
 }
 

@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"runtime"
-	"slices"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -74,8 +72,8 @@ func Run(ctx context.Context, repo *gitsrc.Repo, head string, globs []string, id
 	var st Stats
 	var out []*Entry
 	want := map[nv]*Entry{}
-	for _, name := range slices.Sorted(maps.Keys(idx.Entries)) {
-		for _, cv := range idx.Entries[name] {
+	for _, name := range idx.Charts() {
+		for _, cv := range idx.Versions(name) {
 			e := &Entry{Name: cv.Name, Version: cv.Version, Digest: cv.Digest, Status: NotInGit}
 			out = append(out, e)
 			want[nv{cv.Name, cv.Version}] = e

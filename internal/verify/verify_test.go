@@ -111,7 +111,7 @@ func TestRun(t *testing.T) {
 
 	// An index digest no commit builds: differs, with the newest commit
 	// holding that version.
-	idx.Entries["plain"][0].Digest = strings.Repeat("1", 64)
+	idx.Versions("plain")[0].Digest = strings.Repeat("1", 64)
 	entries, _, err = Run(ctx, repo, head, globs, idx, nil, log)
 	if err != nil {
 		t.Fatal(err)
