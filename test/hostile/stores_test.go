@@ -327,7 +327,7 @@ func TestCase17DigestCacheUnsavable(t *testing.T) {
 	var warned bool
 	for _, line := range strings.Split(res.stderr, "\n") {
 		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "digest cache not saved") &&
-			strings.Contains(line, filepath.Join(s.stateDir, "digests", "stable.json")) {
+			strings.Contains(line, filepath.Join(s.stateDir, "digests", "stable.bin")) {
 			warned = true
 		}
 		if strings.Contains(line, `"level":"ERROR"`) {
