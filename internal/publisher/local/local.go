@@ -19,11 +19,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/chartsync/chartsync/internal/publisher/store"
 )
@@ -166,7 +169,17 @@ func version(fi fs.FileInfo) string {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		ino = st.Ino
 	}
-	return fmt.Sprintf("%x-%x-%x", ino, fi.Size(), fi.ModTime().UnixNano())
+	return string(appendVersion(nil, ino, fi.Size(), fi.ModTime().UnixNano()))
+}
+
+// appendVersion appends the version of a file of inode ino, size and
+// modification time mtime (ns since the epoch).
+func appendVersion(b []byte, ino uint64, size, mtime int64) []byte {
+	b = strconv.AppendUint(b, ino, 16)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, size, 16)
+	b = append(b, '-')
+	return strconv.AppendInt(b, mtime, 16)
 }
 
 // Create implements store.Store: the bytes are written to a temporary file,
@@ -242,43 +255,67 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string
 // files that earlier releases kept next to the objects, are not objects.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error) {
 	var objs []store.Object
-	tmpDir := filepath.Join(s.root, TempDir)
-	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() && p == tmpDir {
-			return filepath.SkipDir
-		}
-		if !d.Type().IsRegular() || isOldScratch(d.Name()) {
-			return nil
-		}
-		rel, err := filepath.Rel(s.root, p)
-		if err != nil {
-			return err
-		}
-		key := filepath.ToSlash(rel)
-		if !strings.HasPrefix(key, prefix) {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		objs = append(objs, store.Object{Key: key, Size: info.Size(), Version: version(info)})
-		return nil
-	})
-	if err != nil {
+	if err := s.list(ctx, "", prefix, &objs); err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
-	sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+	slices.SortFunc(objs, func(a, b store.Object) int { return strings.Compare(a.Key, b.Key) })
 	return objs, nil
+}
+
+// list appends to objs the objects under directory dir (a key prefix, ""
+// for the root) whose keys start with prefix. Each file is stat'ed
+// relative to its directory: a listing of many files costs one system call
+// per file, and little else.
+func (s *Store) list(ctx context.Context, dir, prefix string, objs *[]store.Object) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(s.root, filepath.FromSlash(dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return err
+	}
+	fd := int(f.Fd())
+	var st unix.Stat_t
+	var v []byte
+	for i, d := range ents {
+		if i%1024 == 1023 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		key := d.Name()
+		if dir != "" {
+			key = dir + "/" + key
+		}
+		if !strings.HasPrefix(key, prefix) && !strings.HasPrefix(prefix, key+"/") {
+			continue
+		}
+		switch {
+		case d.IsDir() && key != TempDir:
+			if err := s.list(ctx, key, prefix, objs); err != nil {
+				return err
+			}
+			continue
+		case !d.Type().IsRegular() || isOldScratch(d.Name()) || !strings.HasPrefix(key, prefix):
+			continue
+		}
+		err := unix.Fstatat(fd, d.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the directory was read
+		}
+		if err != nil {
+			return &fs.PathError{Op: "stat", Path: filepath.Join(s.root, filepath.FromSlash(key)), Err: err}
+		}
+		v = appendVersion(v[:0], st.Ino, st.Size, time.Unix(st.Mtim.Unix()).UnixNano())
+		*objs = append(*objs, store.Object{Key: key, Size: st.Size, Version: string(v)})
+	}
+	return nil
 }
 
 // oldScratchPrefix starts the temporary files written next to the objects:
