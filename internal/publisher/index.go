@@ -54,8 +54,8 @@ func (c Config) maxPackageSize() int64 {
 // read (fields helm does not know, comments, and the text of every scalar
 // included: an unquoted all-digit digest stays as it was), every top-level
 // field other than generated and entries as it was, and the entries added
-// since (MustAdd) as helm writes them. The format is kept: an index read as JSON is
-// written as JSON, one read as YAML (or a new one) as YAML.
+// since (MustAdd) as helm writes them. The format is kept: an index read
+// as JSON is written as JSON, one read as YAML (or a new one) as YAML.
 //
 // Of an entry read, an Index keeps only what chartsync decides with (an
 // Entry) and where its text is, so that a large index costs little more
