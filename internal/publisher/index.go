@@ -75,9 +75,11 @@ type Index struct {
 	read   int // entries read from a YAML source
 
 	json bool // read from JSON: write JSON
-	// YAML source, and where new entries go (nil: the source is not laid
-	// out as helm writes).
-	src    []byte
+	// YAML: the source; JSON: the compact texts of the entries read. In
+	// memory, or in the index cache file it was loaded from.
+	src region
+	// YAML: where new entries go (nil: the source is not laid out as helm
+	// writes).
 	layout *yamlLayout
 	// JSON source: the top-level members in order.
 	jsonTop []jsonMember
@@ -101,11 +103,13 @@ type Entry struct {
 	URL                   string // the first of its urls; "" if none
 
 	// Where its text is: its ordinal among the items of the YAML source
-	// (-1: not read from YAML), its text in the JSON source (compact), or,
-	// for an entry added, the whole entry. An Entry's fields are a copy:
-	// changing them does not change what Marshal writes.
+	// (-1: not read from YAML), n bytes at at in the Index's src (read
+	// from JSON), or, for an entry added, the whole entry. An Entry's
+	// fields are a copy: changing them does not change what Marshal
+	// writes.
 	ord   int32
-	text  []byte
+	n     int32
+	at    int64
 	added *ChartVersion
 }
 
@@ -185,7 +189,7 @@ func (idx *Index) SetFormat(format string) error {
 	default:
 		return fmt.Errorf("index format %q: must be %q or %q", format, FormatYAML, FormatJSON)
 	}
-	if idx.src == nil && idx.jsonTop == nil {
+	if !idx.src.present() && idx.jsonTop == nil {
 		// Nothing read: write the format natively.
 		idx.json = format == FormatJSON
 		format = ""
@@ -333,7 +337,8 @@ func (idx *Index) decodeJSONEntries(dec *json.Decoder) error {
 				return fmt.Errorf("%s[%d]: %w", name, i, err)
 			}
 			e := entryOf(cv)
-			e.text = bytes.Clone(compact.Bytes())
+			e.at, e.n = int64(len(idx.src.b)), int32(compact.Len())
+			idx.src.b = append(idx.src.b, compact.Bytes()...)
 			idx.charts[name] = append(idx.charts[name], e)
 		}
 		if _, err := dec.Token(); err != nil { // ]
@@ -362,7 +367,7 @@ func parseYAMLDocument(b []byte) (*Index, error) {
 	}
 	top := doc.Content[0]
 	c := &converter{budget: 2*len(b) + 1024}
-	idx := &Index{src: b, charts: map[string][]*Entry{}}
+	idx := &Index{src: region{b: b}, charts: map[string][]*Entry{}}
 	if err := idx.readTop(c, top); err != nil {
 		return nil, err
 	}
@@ -456,24 +461,26 @@ func deref(n *yaml.Node) *yaml.Node {
 }
 
 // yamlLayout says where in a YAML source new entries and the generated
-// time go, so that writing the index changes nothing else in the text.
-// Its fields are exported for the index cache (gob).
+// time go, as byte offsets, so that writing the index changes nothing else
+// in the text and needs none of it but what it copies. Its fields are
+// exported for the index cache (gob).
 type yamlLayout struct {
-	Generated   int // line of the generated key, with its value on it; 0: none
-	GenCol      int // column of generated's value
-	Charts      []chartLayout
-	EntriesLine int // line of the entries key
-	EntriesCol  int // column of the chart names
-	DashOffset  int // column of a chart's "- " minus that of its name
-	EntriesEnd  int // line of the next top-level key after entries; 0: end of file
+	GenAt, GenEnd int // generated's value; GenEnd 0: no generated key
+	Charts        []chartLayout
+	EntriesCol    int  // column of the chart names
+	DashOffset    int  // column of a chart's "- " minus that of its name
+	EndAt         int  // where charts after the last one go: before the next top-level key, or at the end
+	Newline       bool // the source ends with a line break (or is empty)
 }
 
-// chartLayout is where one chart's list is: its name's line, and the line
-// and column of the "-" of its first item.
+// chartLayout is where one chart's list is: where a new chart that sorts
+// before it goes, where its new items go, and the column of their "-".
+// Both places are line starts above the comment lines right before the
+// chart's name and first item, which belong to them.
 type chartLayout struct {
-	Name              string
-	KeyLine, ItemLine int
-	DashCol           int
+	Name          string
+	KeyAt, ItemAt int
+	DashCol       int
 }
 
 // layoutOf returns the layout of a block-style index (what helm and
@@ -490,17 +497,17 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 			return nil // another document, or an end marker: nothing can follow
 		}
 	}
-	lay := &yamlLayout{}
+	lay := &yamlLayout{Newline: len(src) == 0 || src[len(src)-1] == '\n'}
 	var entries *yaml.Node
+	entriesLine, entriesEnd := 0, lines.count()+1
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		key, val := top.Content[i], top.Content[i+1]
-		switch {
-		case entries != nil && lay.EntriesEnd == 0:
-			lay.EntriesEnd = key.Line
+		if entries != nil && entriesEnd == lines.count()+1 {
+			entriesEnd = key.Line
 		}
 		switch key.Value {
 		case "entries":
-			entries, lay.EntriesLine = val, key.Line
+			entries, entriesLine = val, key.Line
 		case "generated":
 			if val.Kind != yaml.ScalarNode || val.Line != key.Line || val.LineComment != "" {
 				return nil
@@ -511,13 +518,15 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 			if val.Column-1 > len(text) || yaml.Unmarshal([]byte(text[val.Column-1:]), &v) != nil || v != val.Value {
 				return nil
 			}
-			lay.Generated, lay.GenCol = val.Line, val.Column
+			at := lines[val.Line-1]
+			lay.GenAt, lay.GenEnd = at+val.Column-1, at+len(text)
 		}
 	}
 	if entries == nil || entries.Kind != yaml.MappingNode || entries.Style&yaml.FlowStyle != 0 || len(entries.Content) == 0 {
 		return nil
 	}
 	lay.EntriesCol = entries.Content[0].Column
+	lay.EndAt = lines[hoist(src, lines, entriesEnd, entriesLine)-1]
 	seen := map[int]bool{}
 	for i := 0; i+1 < len(entries.Content); i += 2 {
 		key, list := entries.Content[i], entries.Content[i+1]
@@ -537,7 +546,9 @@ func layoutOf(src []byte, top *yaml.Node) *yamlLayout {
 		if dash == 0 || before[dash-1] != '-' || len(bytes.TrimLeft(before[:dash-1], " ")) != 0 {
 			return nil
 		}
-		lay.Charts = append(lay.Charts, chartLayout{Name: key.Value, KeyLine: key.Line, ItemLine: first.Line, DashCol: dash})
+		lay.Charts = append(lay.Charts, chartLayout{Name: key.Value, DashCol: dash,
+			KeyAt:  lines[hoist(src, lines, key.Line, entriesLine)-1],
+			ItemAt: lines[hoist(src, lines, first.Line, key.Line)-1]})
 		if i == 0 {
 			lay.DashOffset = dash - lay.EntriesCol
 		}
@@ -657,12 +668,15 @@ func (idx *Index) added(name string) []*ChartVersion {
 }
 
 // spliceYAML writes the source with the new entries and the generated
-// time put in: every other byte stays as it was.
+// time put in: every other byte stays as it was. Of the source, it reads
+// only what it copies, into the output.
 func (idx *Index) spliceYAML() ([]byte, error) {
-	lay, src := idx.layout, idx.src
-	lines := lineStarts(src)
-	inserts := map[int][]byte{} // text to put before line n (1-based); lines.count()+1: at the end
-	end := lines.count() + 1
+	lay := idx.layout
+	type insert struct {
+		at   int
+		text []byte
+	}
+	var inserts []insert // in the order they are written at one place
 	byName := map[string]chartLayout{}
 	for _, cl := range lay.Charts {
 		byName[cl.Name] = cl
@@ -677,21 +691,16 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			at := hoist(src, lines, cl.ItemLine, cl.KeyLine)
-			inserts[at] = append(inserts[at], text...)
+			inserts = append(inserts, insert{cl.ItemAt, text})
 			continue
 		}
-		at := lay.EntriesEnd
-		if at == 0 {
-			at = end
-		}
+		at := lay.EndAt
 		for _, cl := range lay.Charts {
 			if cl.Name > name {
-				at = cl.KeyLine
+				at = cl.KeyAt
 				break
 			}
 		}
-		at = hoist(src, lines, at, lay.EntriesLine)
 		key, err := helmScalar(name)
 		if err != nil {
 			return nil, err
@@ -701,40 +710,52 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		inserts[at] = append(inserts[at], append(text, items...)...)
+		inserts = append(inserts, insert{at, append(text, items...)})
 	}
-	generated := `"` + idx.Generated.Format(time.RFC3339Nano) + `"`
-	if lay.Generated == 0 {
-		inserts[end] = append(inserts[end], "generated: "+generated+"\n"...)
+	size := int(idx.src.size())
+	generated := []byte(`"` + idx.Generated.Format(time.RFC3339Nano) + `"`)
+	if lay.GenEnd == 0 {
+		inserts = append(inserts, insert{size, append([]byte("generated: "), append(generated, '\n')...)})
 	}
+	slices.SortStableFunc(inserts, func(a, b insert) int { return a.at - b.at })
 
-	// Copy the source up to each line where something is inserted or
-	// replaced.
-	points := slices.Sorted(maps.Keys(inserts))
-	if lay.Generated != 0 && inserts[lay.Generated] == nil {
-		points = append(points, lay.Generated)
-		slices.Sort(points)
+	n := size + len(generated)
+	for _, in := range inserts {
+		n += len(in.text) + 1
 	}
-	var out bytes.Buffer
-	out.Grow(len(src) + 4096)
+	out := make([]byte, 0, n)
 	pos := 0
-	for _, n := range points {
-		out.Write(src[pos:lines[n-1]])
-		pos = lines[n-1]
-		if n == end && pos > 0 && src[pos-1] != '\n' {
-			out.WriteByte('\n')
-		}
-		out.Write(inserts[n])
-		if n == lay.Generated {
-			l := lines.line(src, n)
-			out.Write(l[:lay.GenCol-1])
-			out.WriteString(generated)
-			out.Write(l[len(lineText(l)):]) // the line break
-			pos = lines[n]
-		}
+	copyTo := func(at int) (err error) {
+		out, err = idx.src.appendTo(out, pos, at-pos)
+		pos = at
+		return err
 	}
-	out.Write(src[pos:])
-	return out.Bytes(), nil
+	replaced, newline := lay.GenEnd == 0, lay.Newline
+	for _, in := range inserts {
+		if !replaced && lay.GenAt < in.at {
+			if err := copyTo(lay.GenAt); err != nil {
+				return nil, err
+			}
+			out, pos, replaced = append(out, generated...), lay.GenEnd, true
+		}
+		if err := copyTo(in.at); err != nil {
+			return nil, err
+		}
+		if in.at == size && size > 0 && !newline {
+			out, newline = append(out, '\n'), true
+		}
+		out = append(out, in.text...)
+	}
+	if !replaced {
+		if err := copyTo(lay.GenAt); err != nil {
+			return nil, err
+		}
+		out, pos = append(out, generated...), lay.GenEnd
+	}
+	if err := copyTo(size); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // hoist moves an insertion point (a 1-based line of src) up over the
@@ -799,17 +820,21 @@ func (idx *Index) encodeYAML() ([]byte, error) {
 	}}
 	items := map[int]*yaml.Node{}
 	names := map[string]*yaml.Node{}
-	if idx.src != nil {
+	if idx.src.present() {
+		b, err := idx.src.appendTo(nil, 0, int(idx.src.size()))
+		if err != nil {
+			return nil, err
+		}
 		var doc yaml.Node
-		if err := yaml.Unmarshal(idx.src, &doc); err != nil {
+		if err := yaml.Unmarshal(b, &doc); err != nil {
 			return nil, err
 		}
 		src := doc.Content[0]
-		c := &converter{budget: 2*len(idx.src) + 1024}
+		c := &converter{budget: 2*len(b) + 1024}
 		if err := c.expandAliases(src); err != nil {
 			return nil, err
 		}
-		err := walkEntries(src, func(_ string, k int, item *yaml.Node) error {
+		err = walkEntries(src, func(_ string, k int, item *yaml.Node) error {
 			items[k] = item
 			return nil
 		})
@@ -905,7 +930,7 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 	size := len(generated) + 64*len(idx.jsonTop)
 	for _, es := range idx.charts {
 		for _, e := range es {
-			size += len(e.text) * 3 / 2
+			size += int(e.n) * 3 / 2
 		}
 	}
 	out.Grow(size)
@@ -918,6 +943,7 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 		out.Write(q)
 		out.WriteString(": ")
 	}
+	var text []byte // an entry's text, read
 	out.WriteByte('{')
 	for i, m := range members {
 		if i > 0 {
@@ -951,11 +977,15 @@ func (idx *Index) marshalJSON() ([]byte, error) {
 				if j > 0 {
 					out.WriteByte(',')
 				}
-				raw := e.text
+				var raw []byte
 				if e.added != nil {
-					if raw, err = json.Marshal(e.added); err != nil {
-						return nil, err
-					}
+					raw, err = json.Marshal(e.added)
+				} else {
+					raw, err = idx.src.appendTo(text[:0], int(e.at), int(e.n))
+					text = raw
+				}
+				if err != nil {
+					return nil, err
 				}
 				out.WriteString("\n      ")
 				if err := indent(raw, 3); err != nil {

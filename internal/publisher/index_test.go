@@ -236,6 +236,7 @@ func TestIndexWriteChangesOnlyWhatIsNew(t *testing.T) {
 		"foreign":                            {foreignYAML, true},
 		"crlf, no final nl":                  {strings.TrimSuffix(strings.ReplaceAll(foreignYAML, "\n", "\r\n"), "\r\n"), true},
 		"entries last":                       {"apiVersion: v1\nentries:\n  b:\n    - name: b\n      version: 1.0.0\n", true},
+		"entries last, no final nl":          {"apiVersion: v1\nentries:\n  b:\n    - name: b\n      version: 1.0.0\n# foot", true},
 		"four spaces, comments, blank lines": {"# head\napiVersion: v1\n\nentries:\n    # about b\n    b:\n        -   name: b\n            version: 1.0.0\n            description: |\n                literal\n\n                text\n\n    d:   # trailing\n    -   name: d\n        version: 0.1.0\n# foot\ngenerated:   \"2020-01-01T00:00:00Z\"\nx-after: 1\n", true},
 		"flow":                               {`{apiVersion: v1, entries: {b: [{name: b, version: 1.0.0}]}, generated: "2020-01-01T00:00:00Z"}`, false},
 		"empty entries":                      {"apiVersion: v1\nentries: {}\ngenerated: 2020-01-01T00:00:00Z\n", false},

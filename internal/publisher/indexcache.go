@@ -21,15 +21,16 @@ import (
 	"github.com/chartsync/chartsync/internal/statefile"
 )
 
-// The index cache file is the YAML source (its length as 8 bytes, then the
-// bytes), then a gob stream: a cacheHead and one cacheChart per chart, so
-// that neither writing nor reading it holds a second copy of the index.
+// The index cache file is the index's text (the YAML source, or the JSON
+// entries' texts; its length as 8 bytes, then the bytes), then a gob
+// stream: a cacheHead and one cacheChart per chart. The text is not read
+// when the cache is loaded: the Index reads from the file what it writes
+// (see region), so that a cached index's text is not held in memory.
 //
 // Of an entry read, the cache keeps what the Index does: its Entry fields
-// and where its text is (its ordinal in the YAML source, or its JSON
-// text). An entry added since it was read is written from its fields: the
-// cache keeps it whole, as JSON, which holds any value a chart's metadata
-// can (gob cannot hold nested untyped values).
+// and where its text is. An entry added since it was read is written from
+// its fields: the cache keeps it whole, as JSON, which holds any value a
+// chart's metadata can (gob cannot hold nested untyped values).
 type cacheHead struct {
 	Format  int    // cacheFormat; a file of another format is not used
 	Where   string // store and key: a cache is never used for another repository
@@ -50,20 +51,22 @@ type cacheHead struct {
 	Charts  int // cacheCharts that follow
 }
 
-const cacheFormat = 4
+const cacheFormat = 5
 
-// cacheChart is one chart's entries, in order. Its strings are
+// cacheChart is one chart's entries, in order. Their strings are
 // concatenated, so that a chart's entries are read with a few allocations.
 type cacheChart struct {
 	Name string
-	// Per entry, its ordinal in the YAML source; ordJSON: read from JSON;
-	// ordAdded: added (its text is then the whole entry, as JSON).
+	// Per entry: its ordinal in the YAML source, or ordJSON (read from
+	// JSON: its text is Lens[5i+4] bytes at Ats[i] in the text), or
+	// ordAdded (its next Added).
 	Ords []int32
+	Ats  []int64
 	// Per entry, the lengths of its name (-1: the chart's), version, digest
-	// and url in Strings, and of its text in Texts.
+	// and url in Strings, and of its JSON text.
 	Lens    []int32
 	Strings string
-	Texts   []byte
+	Added   [][]byte
 }
 
 const (
@@ -73,7 +76,8 @@ const (
 
 // loadIndexCache returns the index cached in file if it was parsed from
 // version of the index at where; nil otherwise (no file, another version,
-// an unreadable file: the cache only saves work).
+// an unreadable file: the cache only saves work). The index keeps the file
+// open, to read its text from.
 func loadIndexCache(file, where, version string) *Index {
 	if file == "" || version == "" {
 		return nil
@@ -82,24 +86,30 @@ func loadIndexCache(file, where, version string) *Index {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	idx := readIndexCache(f, where, version)
+	if idx == nil || idx.src.f == nil {
+		f.Close()
+	}
+	return idx
+}
+
+func readIndexCache(f *os.File, where, version string) *Index {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil
 	}
-	r := bufio.NewReaderSize(f, 1<<20)
-	var n uint64
-	if binary.Read(r, binary.BigEndian, &n) != nil || n > uint64(fi.Size()) {
+	var b [8]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
 		return nil
 	}
-	var src []byte
-	if n > 0 {
-		src = make([]byte, n)
-		if _, err := io.ReadFull(r, src); err != nil {
-			return nil
-		}
+	n := int64(binary.BigEndian.Uint64(b[:]))
+	if n < 0 || n > fi.Size()-8 {
+		return nil
 	}
-	dec := gob.NewDecoder(r)
+	if _, err := f.Seek(8+n, io.SeekStart); err != nil {
+		return nil
+	}
+	dec := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20))
 	var h cacheHead
 	if err := dec.Decode(&h); err != nil || h.Format != cacheFormat || h.Where != where || h.Version != version {
 		return nil
@@ -107,7 +117,10 @@ func loadIndexCache(file, where, version string) *Index {
 	idx := &Index{IndexHeader: IndexHeader{APIVersion: h.APIVersion, Generated: h.Generated,
 		PublicKeys: h.PublicKeys, Annotations: h.Annotations},
 		charts: make(map[string][]*Entry, h.Charts), read: h.Read,
-		json: h.JSON, src: src, layout: h.Layout, jsonTop: h.JSONTop}
+		json: h.JSON, layout: h.Layout, jsonTop: h.JSONTop}
+	if n > 0 {
+		idx.src = region{f: f, off: 8, n: n}
+	}
 	if h.ServerInfo != nil && json.Unmarshal(h.ServerInfo, &idx.ServerInfo) != nil {
 		return nil
 	}
@@ -128,12 +141,12 @@ func loadIndexCache(file, where, version string) *Index {
 // entries returns the chart's entries, their strings slices of c's.
 func (c *cacheChart) entries() ([]*Entry, bool) {
 	n := len(c.Ords)
-	if len(c.Lens) != 5*n {
+	if len(c.Lens) != 5*n || len(c.Ats) != n {
 		return nil, false
 	}
 	slab := make([]Entry, n)
 	es := make([]*Entry, n)
-	var sp, tp int
+	sp, added := 0, c.Added
 	ok := true
 	str := func(l int32) string {
 		if l < 0 || sp+int(l) > len(c.Strings) {
@@ -149,26 +162,21 @@ func (c *cacheChart) entries() ([]*Entry, bool) {
 			e.Name = str(lens[0])
 		}
 		e.Version, e.Digest, e.URL = str(lens[1]), str(lens[2]), str(lens[3])
-		if l := int(lens[4]); l < 0 || tp+l > len(c.Texts) {
-			return nil, false
-		} else if l > 0 {
-			e.text = c.Texts[tp : tp+l : tp+l]
-			tp += l
-		}
-		switch e.ord = c.Ords[i]; {
-		case e.ord == ordAdded:
+		e.ord, e.at, e.n = c.Ords[i], c.Ats[i], lens[4]
+		switch {
+		case e.ord == ordAdded && len(added) > 0:
 			cv := &ChartVersion{}
-			if json.Unmarshal(e.text, cv) != nil || cv.Metadata == nil {
+			if json.Unmarshal(added[0], cv) != nil || cv.Metadata == nil {
 				return nil, false
 			}
-			*e = *entryOf(cv)
+			*e, added = *entryOf(cv), added[1:]
 			e.added = cv
 		case e.ord < ordJSON:
 			return nil, false
 		}
 		es[i] = e
 	}
-	return es, ok
+	return es, ok && len(added) == 0
 }
 
 // saveIndexCache writes idx, as parsed from version of the index at where,
@@ -185,10 +193,15 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 		}
 	}
 	err = statefile.Write(file, func(w io.Writer) error {
-		if err := binary.Write(w, binary.BigEndian, uint64(len(idx.src))); err != nil {
+		if err := binary.Write(w, binary.BigEndian, uint64(idx.src.size())); err != nil {
 			return err
 		}
-		if _, err := w.Write(idx.src); err != nil {
+		if idx.src.f != nil {
+			_, err = io.Copy(w, io.NewSectionReader(idx.src.f, idx.src.off, idx.src.n))
+		} else {
+			_, err = w.Write(idx.src.b)
+		}
+		if err != nil {
 			return err
 		}
 		enc := gob.NewEncoder(w)
@@ -197,16 +210,19 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 		}
 		var strs strings.Builder
 		for name, es := range idx.charts {
-			c := cacheChart{Name: name, Ords: make([]int32, len(es)), Lens: make([]int32, 0, 5*len(es))}
+			c := cacheChart{Name: name, Ords: make([]int32, len(es)), Ats: make([]int64, len(es)),
+				Lens: make([]int32, 0, 5*len(es))}
 			strs.Reset()
 			for i, e := range es {
-				fields, text := []string{e.Name, e.Version, e.Digest, e.URL}, e.text
-				c.Ords[i] = e.ord
+				fields := []string{e.Name, e.Version, e.Digest, e.URL}
+				c.Ords[i], c.Ats[i] = e.ord, e.at
 				if e.added != nil {
 					c.Ords[i], fields = ordAdded, []string{"", "", "", ""}
-					if text, err = json.Marshal(e.added); err != nil {
+					b, err := json.Marshal(e.added)
+					if err != nil {
 						return err
 					}
+					c.Added = append(c.Added, b)
 				}
 				for k, f := range fields {
 					if k == 0 && f == name {
@@ -216,8 +232,7 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 					c.Lens = append(c.Lens, int32(len(f)))
 					strs.WriteString(f)
 				}
-				c.Lens = append(c.Lens, int32(len(text)))
-				c.Texts = append(c.Texts, text...)
+				c.Lens = append(c.Lens, e.n)
 			}
 			c.Strings = strs.String()
 			if err := enc.Encode(&c); err != nil {
@@ -230,6 +245,40 @@ func saveIndexCache(file, where, version string, idx *Index) error {
 		return fmt.Errorf("save index cache: %w", err)
 	}
 	return nil
+}
+
+// A region is an index's text (see Index.src): in memory, or n bytes at
+// off in the index cache file, so that a cached index's text is read
+// only when written, piece by piece, into the output.
+type region struct {
+	b      []byte
+	f      *os.File
+	off, n int64
+}
+
+// present reports whether there is a text, even an empty one.
+func (r region) present() bool { return r.b != nil || r.f != nil }
+
+func (r region) size() int64 {
+	if r.f != nil {
+		return r.n
+	}
+	return int64(len(r.b))
+}
+
+// appendTo appends the n bytes at at to out.
+func (r region) appendTo(out []byte, at, n int) ([]byte, error) {
+	if r.f == nil {
+		return append(out, r.b[at:at+n]...), nil
+	}
+	if at < 0 || n < 0 || int64(at+n) > r.n {
+		return out, fmt.Errorf("index cache: %d bytes at %d out of its %d", n, at, r.n)
+	}
+	out = slices.Grow(out, n)
+	if _, err := r.f.ReadAt(out[len(out):len(out)+n], r.off+int64(at)); err != nil {
+		return out, fmt.Errorf("index cache: %w", err)
+	}
+	return out[:len(out)+n], nil
 }
 
 // Survey lists the repository's prefix once and returns the store version

@@ -107,7 +107,7 @@ func parseYAMLByChart(b []byte) *Index {
 	}
 
 	c := &converter{budget: 2*len(b) + 1024}
-	idx := &Index{src: b, charts: map[string][]*Entry{}}
+	idx := &Index{src: region{b: b}, charts: map[string][]*Entry{}}
 	if err := idx.readTop(c, top); err != nil {
 		return nil
 	}
