@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -526,6 +527,11 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			return err
 		}
 		newVer, err := p.store.Replace(ctx, p.key("index.yaml"), b, ver)
+		// The text written, as large as the index, is garbage from here,
+		// but the heap may grow to twice the size it had while the text
+		// was live before it is collected: collect it now.
+		b = nil
+		runtime.GC()
 		if err == nil && !p.store.Atomic() {
 			err = p.verify(ctx, idx)
 		}
