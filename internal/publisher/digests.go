@@ -1,13 +1,9 @@
 package publisher
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -73,7 +69,7 @@ func LoadDigestCache(file string) *DigestCache {
 func (c *DigestCache) load() {
 	if !c.loaded {
 		c.loaded = true
-		err := c.read()
+		err := statefile.ReadBinary(c.file, digestMagic, c.read)
 		if errors.Is(err, fs.ErrNotExist) && c.legacy != "" {
 			// Written as the new format by the first Save, which then
 			// removes the old file.
@@ -165,7 +161,7 @@ func (c *DigestCache) Save() error {
 	if c.file == "" || !c.dirty {
 		return nil
 	}
-	if err := statefile.Write(c.file, c.write); err != nil {
+	if err := statefile.WriteBinary(c.file, digestMagic, c.write); err != nil {
 		return fmt.Errorf("save digest cache: %w", err)
 	}
 	c.dirty = false
@@ -178,112 +174,49 @@ func (c *DigestCache) Save() error {
 	return nil
 }
 
-// The file is
+// The file is a statefile binary file:
 //
 //	magic, then uvarints n (entries) and t (bytes of text)
 //	text: each entry's key, version and refusal reason, one after another
 //	n times: uvarints len(key), len(version), len(reason), then 32 bytes of sha256
-//	CRC-32C (Castagnoli) of all the above, 4 bytes big-endian
-//
-// All the strings come first so that a load reads them into one string
-// that the entries share, rather than allocating three strings an entry.
+//	CRC-32C (written by statefile)
 const digestMagic = "chartsync digests 1\n"
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // write writes the cache in the format above, keys in order; the caller
 // holds mu.
-func (c *DigestCache) write(w io.Writer) error {
+func (c *DigestCache) write(w *statefile.BinaryWriter) {
 	keys := slices.Sorted(maps.Keys(c.m))
-	h := crc32.New(castagnoli)
-	// bw keeps the first error of any write, and Flush returns it.
-	bw := bufio.NewWriter(io.MultiWriter(w, h))
-	bw.WriteString(digestMagic)
 	text := 0
 	for _, key := range keys {
 		text += len(key) + len(c.m[key].version) + len(c.refused[key])
 	}
-	var buf [3 * binary.MaxVarintLen64]byte
-	bw.Write(binary.AppendUvarint(binary.AppendUvarint(buf[:0], uint64(len(keys))), uint64(text)))
+	w.Uvarint(uint64(len(keys)))
+	w.Uvarint(uint64(text))
 	for _, key := range keys {
-		bw.WriteString(key)
-		bw.WriteString(c.m[key].version)
-		bw.WriteString(c.refused[key])
+		w.String(key)
+		w.String(c.m[key].version)
+		w.String(c.refused[key])
 	}
 	for _, key := range keys {
 		e := c.m[key]
-		b := binary.AppendUvarint(buf[:0], uint64(len(key)))
-		b = binary.AppendUvarint(b, uint64(len(e.version)))
-		b = binary.AppendUvarint(b, uint64(len(c.refused[key])))
-		bw.Write(b)
-		bw.Write(e.sum[:])
+		w.Uvarint(uint64(len(key)))
+		w.Uvarint(uint64(len(e.version)))
+		w.Uvarint(uint64(len(c.refused[key])))
+		w.Bytes(e.sum[:])
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	_, err := w.Write(binary.BigEndian.AppendUint32(nil, h.Sum32()))
-	return err
 }
 
-var errCorrupt = errors.New("corrupt digest cache")
-
-// read loads the file in the format above into c.m and c.refused, in one
-// buffered pass; the caller holds mu.
-func (c *DigestCache) read() error {
-	f, err := os.Open(c.file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := fi.Size() - 4 // without the checksum
-	if size < int64(len(digestMagic)) {
-		return errCorrupt
-	}
-	h := crc32.New(castagnoli)
-	r := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, size), h), 1<<16)
-	if magic, err := r.Peek(len(digestMagic)); err != nil || string(magic) != digestMagic {
-		return errCorrupt
-	}
-	r.Discard(len(digestMagic))
-	n, err1 := binary.ReadUvarint(r)
-	t, err2 := binary.ReadUvarint(r)
-	// Each entry takes at least 35 bytes, each byte of text one: a count
-	// the file cannot hold is not allocated for.
-	if err1 != nil || err2 != nil || n > uint64(size)/35 || t > uint64(size) {
-		return errCorrupt
-	}
-	var sb strings.Builder
-	sb.Grow(int(t))
-	if _, err := io.CopyN(&sb, r, int64(t)); err != nil {
-		return errCorrupt
-	}
-	text := sb.String()
+// read loads the file in the format above into c.m and c.refused; the
+// caller holds mu.
+func (c *DigestCache) read(r *statefile.BinaryReader) {
+	n := r.Count(35) // each entry takes at least 35 bytes
+	r.Text()
 	c.m = make(map[string]cached, n)
-	off := uint64(0)
-	next := func() (string, bool) {
-		l, err := binary.ReadUvarint(r)
-		if err != nil || l > t-off {
-			return "", false
-		}
-		s := text[off : off+l]
-		off += l
-		return s, true
-	}
 	for range n {
-		key, ok1 := next()
-		version, ok2 := next()
-		reason, ok3 := next()
-		sum, err := r.Peek(32)
-		if !ok1 || !ok2 || !ok3 || err != nil {
-			return errCorrupt
-		}
-		e := cached{version: version}
-		copy(e.sum[:], sum)
-		r.Discard(32)
+		key := r.String()
+		e := cached{version: r.String()}
+		reason := r.String()
+		copy(e.sum[:], r.Bytes(32))
 		c.m[key] = e
 		if reason != "" {
 			if c.refused == nil {
@@ -292,14 +225,9 @@ func (c *DigestCache) read() error {
 			c.refused[key] = reason
 		}
 	}
-	if _, err := r.ReadByte(); err != io.EOF || off != t || len(c.m) != int(n) {
-		return errCorrupt
+	if len(c.m) != n {
+		r.Corrupt() // a key twice
 	}
-	var sum [4]byte
-	if _, err := io.ReadFull(f, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != h.Sum32() {
-		return errCorrupt
-	}
-	return nil
 }
 
 // readLegacy loads the JSON format chartsync kept before and reports

@@ -1,7 +1,14 @@
 package publisher
 
 import (
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/chartsync/chartsync/internal/statefile"
@@ -18,56 +25,83 @@ import (
 // lost count as first seen.
 type Memory struct {
 	file   string
+	legacy string // the JSON file of the format before, read if file is missing
 	mu     sync.Mutex
-	m      memoryFile
-	loaded bool
-	dirty  bool
-}
-
-type memoryFile struct {
-	// Indexed maps "name version" to the digest an index read listed.
-	Indexed map[string]string `json:"indexed"`
-	// Same maps "digestA digestB" to whether the two packages hold the
+	// sums maps "name version" to the digest an index read first listed,
+	// when that digest is 64 lowercase hex digits (as helm writes them);
+	// other maps it to any other digest, kept as it was (an index may hold
+	// anything). A key is in one of the two. Loaded keys and digests are
+	// substrings of the file's text.
+	sums  map[string][32]byte
+	other map[string]string
+	// verdicts maps "digestA digestB" to whether the two packages hold the
 	// same chart content.
-	Same map[string]bool `json:"same"`
+	verdicts map[string]bool
+	loaded   bool
+	dirty    bool
 }
 
 // LoadMemory returns the memory kept in file, read on first use (a cycle
-// that replays its outcome never reads it); a missing or unreadable file is
-// an empty memory.
+// that replays its outcome never reads it); a missing, truncated or
+// corrupt file is an empty memory. If a file named x.bin does not exist,
+// x.json, the JSON format chartsync kept before, is read instead, and the
+// first Save removes it.
 func LoadMemory(file string) *Memory {
-	return &Memory{file: file}
+	m := &Memory{file: file}
+	if base, ok := strings.CutSuffix(file, ".bin"); ok {
+		m.legacy = base + ".json"
+	}
+	return m
 }
 
 // load reads the file once; the caller holds mu.
 func (m *Memory) load() {
 	if !m.loaded {
 		m.loaded = true
-		statefile.ReadJSON(m.file, &m.m)
+		err := statefile.ReadBinary(m.file, memoryMagic, m.read)
+		if errors.Is(err, fs.ErrNotExist) && m.legacy != "" {
+			// Written as the new format by the first Save, which then
+			// removes the old file.
+			m.dirty = m.readLegacy()
+		} else if err != nil {
+			m.sums, m.other, m.verdicts = nil, nil, nil
+		}
 	}
-	if m.m.Indexed == nil {
-		m.m.Indexed = map[string]string{}
+	if m.sums == nil {
+		m.sums = map[string][32]byte{}
 	}
-	if m.m.Same == nil {
-		m.m.Same = map[string]bool{}
+	if m.other == nil {
+		m.other = map[string]string{}
+	}
+	if m.verdicts == nil {
+		m.verdicts = map[string]bool{}
 	}
 }
 
-func nvKey(name, version string) string { return name + " " + version }
-
-// saw records every entry of idx as listed.
+// saw records every entry of idx as listed. It allocates only for entries
+// not known yet.
 func (m *Memory) saw(idx *Index) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.load()
-	var k []byte // nvKey, built without allocating for a lookup
+	var buf [64]byte
+	k := buf[:0] // "name version", built without allocating for a lookup
 	for name, es := range idx.charts {
 		for _, cv := range es {
 			k = append(append(append(k[:0], name...), ' '), cv.Version...)
-			if _, ok := m.m.Indexed[string(k)]; !ok {
-				m.m.Indexed[string(k)] = cv.Digest
-				m.dirty = true
+			if _, ok := m.sums[string(k)]; ok {
+				continue
 			}
+			if _, ok := m.other[string(k)]; ok {
+				continue
+			}
+			if sum, ok := parseSum(cv.Digest); ok {
+				m.sums[string(k)] = sum
+			} else {
+				// A copy: cv.Digest may be part of the whole index's text.
+				m.other[string(k)] = strings.Clone(cv.Digest)
+			}
+			m.dirty = true
 		}
 	}
 }
@@ -78,7 +112,12 @@ func (m *Memory) indexed(name, version string) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.load()
-	d, ok := m.m.Indexed[nvKey(name, version)]
+	var buf [64]byte // on the stack for most names
+	k := append(append(append(buf[:0], name...), ' '), version...)
+	if sum, ok := m.sums[string(k)]; ok {
+		return hex.EncodeToString(sum[:]), true
+	}
+	d, ok := m.other[string(k)]
 	return d, ok
 }
 
@@ -87,7 +126,7 @@ func (m *Memory) same(a, b string) (same, known bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.load()
-	same, known = m.m.Same[a+" "+b]
+	same, known = m.verdicts[a+" "+b]
 	return same, known
 }
 
@@ -95,20 +134,148 @@ func (m *Memory) setSame(a, b string, same bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.load()
-	m.m.Same[a+" "+b] = same
+	m.verdicts[a+" "+b] = same
 	m.dirty = true
 }
 
-// Save writes the memory to its file, atomically, if it changed.
+// Save writes the memory to its file, atomically, if it changed, then
+// removes the file of the JSON format before, if any.
 func (m *Memory) Save() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.file == "" || !m.dirty {
 		return nil
 	}
-	if err := statefile.WriteJSON(m.file, m.m); err != nil {
+	if err := statefile.WriteBinary(m.file, memoryMagic, m.write); err != nil {
 		return fmt.Errorf("save publisher memory: %w", err)
 	}
 	m.dirty = false
+	if m.legacy != "" {
+		if err := os.Remove(m.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove old publisher memory: %w", err)
+		}
+		m.legacy = ""
+	}
 	return nil
+}
+
+// The file is a statefile binary file:
+//
+//	magic, then uvarints s, o, v (entries of sums, other, verdicts) and t (bytes of text)
+//	text: the keys of sums; each key of other and its digest; the keys of verdicts
+//	s times: uvarint len(key), then 32 bytes of sha256
+//	o times: uvarints len(key), len(digest)
+//	v times: uvarint len(key), then 1 byte: 1 same, 0 not
+//	CRC-32C (written by statefile)
+const memoryMagic = "chartsync memory 1\n"
+
+// write writes the memory in the format above; the caller holds mu. Keys
+// are written in no order: sorting 100,000 of them would take a quarter of
+// a cycle's work on the memory, and nothing needs the file to be the same
+// bytes for the same memory.
+func (m *Memory) write(w *statefile.BinaryWriter) {
+	sums := keys(m.sums)
+	other := keys(m.other)
+	verdicts := keys(m.verdicts)
+	text := 0
+	for _, k := range sums {
+		text += len(k)
+	}
+	for _, k := range other {
+		text += len(k) + len(m.other[k])
+	}
+	for _, k := range verdicts {
+		text += len(k)
+	}
+	w.Uvarint(uint64(len(sums)))
+	w.Uvarint(uint64(len(other)))
+	w.Uvarint(uint64(len(verdicts)))
+	w.Uvarint(uint64(text))
+	for _, k := range sums {
+		w.String(k)
+	}
+	for _, k := range other {
+		w.String(k)
+		w.String(m.other[k])
+	}
+	for _, k := range verdicts {
+		w.String(k)
+	}
+	for _, k := range sums {
+		sum := m.sums[k]
+		w.Uvarint(uint64(len(k)))
+		w.Bytes(sum[:])
+	}
+	for _, k := range other {
+		w.Uvarint(uint64(len(k)))
+		w.Uvarint(uint64(len(m.other[k])))
+	}
+	for _, k := range verdicts {
+		w.Uvarint(uint64(len(k)))
+		if m.verdicts[k] {
+			w.Bytes([]byte{1})
+		} else {
+			w.Bytes([]byte{0})
+		}
+	}
+}
+
+// keys returns m's keys, in a slice of the right size.
+func keys[V any](m map[string]V) []string {
+	return slices.AppendSeq(make([]string, 0, len(m)), maps.Keys(m))
+}
+
+// read loads the file in the format above; the caller holds mu.
+func (m *Memory) read(r *statefile.BinaryReader) {
+	// Each entry takes at least 33, 2 and 2 bytes.
+	s, o, v := r.Count(33), r.Count(2), r.Count(2)
+	r.Text()
+	m.sums = make(map[string][32]byte, s)
+	for range s {
+		k := r.String()
+		m.sums[k] = [32]byte(r.Bytes(32))
+	}
+	m.other = make(map[string]string, o)
+	for range o {
+		k := r.String()
+		m.other[k] = r.String()
+		if _, ok := m.sums[k]; ok {
+			r.Corrupt() // a key in both
+		}
+	}
+	m.verdicts = make(map[string]bool, v)
+	for range v {
+		k := r.String()
+		b := r.Bytes(1)[0]
+		m.verdicts[k] = b == 1
+		if b > 1 {
+			r.Corrupt()
+		}
+	}
+	if len(m.sums) != s || len(m.other) != o || len(m.verdicts) != v {
+		r.Corrupt() // a key twice
+	}
+}
+
+// readLegacy loads the JSON format chartsync kept before and reports
+// whether it read one; the caller holds mu.
+func (m *Memory) readLegacy() bool {
+	var old struct {
+		Indexed map[string]string `json:"indexed"`
+		Same    map[string]bool   `json:"same"`
+	}
+	if !statefile.ReadJSON(m.legacy, &old) {
+		return false
+	}
+	m.sums = make(map[string][32]byte, len(old.Indexed))
+	m.other = map[string]string{}
+	for k, d := range old.Indexed {
+		if sum, ok := parseSum(d); ok {
+			m.sums[k] = sum
+		} else {
+			m.other[k] = d
+		}
+	}
+	m.verdicts = old.Same
+	return true
 }

@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.M
 	}
 	for _, r := range cfg.Repositories {
 		s.digests[r.Name] = publisher.LoadDigestCache(filepath.Join(cfg.StateDir, "digests", r.Name+".bin"))
-		s.memory[r.Name] = publisher.LoadMemory(filepath.Join(cfg.StateDir, "memory", r.Name+".json"))
+		s.memory[r.Name] = publisher.LoadMemory(filepath.Join(cfg.StateDir, "memory", r.Name+".bin"))
 		s.builds[r.Name] = loadBuildCache(filepath.Join(cfg.StateDir, "builds", r.Name+".json"))
 		if m != nil {
 			m.InitRepository(r.Name)
