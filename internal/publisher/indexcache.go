@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -303,17 +302,17 @@ func (p *Publisher) Survey(ctx context.Context) (index, packages string, err err
 		}
 	}
 	p.surveyed = &index
-	return index, listingDigest(p.packageObjects(objs)), nil
+	return index, p.listingDigest(p.packageObjects(objs)), nil
 }
 
-// listingDigest digests the names, sizes and versions of objs.
-func listingDigest(objs map[string]store.Object) string {
-	names := slices.Sorted(maps.Keys(objs))
+// listingDigest digests the names, sizes and versions of the package
+// files objs (as packageObjects returns them).
+func (p *Publisher) listingDigest(objs []store.Object) string {
+	prefix := p.key("")
 	h := sha256.New()
 	var b []byte
-	for _, name := range names {
-		o := objs[name]
-		b = append(b[:0], name...)
+	for _, o := range objs {
+		b = append(b[:0], o.Key[len(prefix):]...)
 		b = append(b, 0)
 		b = strconv.AppendInt(b, o.Size, 10)
 		b = append(b, 0)

@@ -513,7 +513,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 			changed = true // switch the stored index to the configured format
 		}
 		if !changed {
-			next.Version, next.Listing = ver, listingDigest(objs)
+			next.Version, next.Listing = ver, p.listingDigest(objs)
 			*c.rep = *next
 			p.save()
 			return nil
@@ -596,11 +596,11 @@ func (p *Publisher) verify(ctx context.Context, want *Index) error {
 }
 
 // packages lists the package files directly under the prefix (ChartMuseum's
-// depth-1 layout), by file name.
+// depth-1 layout), in key order.
 //
 // The listing Index took is used once, with the objects created since
 // looked up one by one: a cycle lists the store once.
-func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, error) {
+func (p *Publisher) packages(ctx context.Context) ([]store.Object, error) {
 	prefix := p.key("")
 	objs := p.withCreated(ctx, p.listed)
 	p.listed, p.created = nil, nil
@@ -614,18 +614,23 @@ func (p *Publisher) packages(ctx context.Context) (map[string]store.Object, erro
 }
 
 // packageObjects returns the package files directly under the prefix in
-// objs, by file name.
-func (p *Publisher) packageObjects(objs []store.Object) map[string]store.Object {
+// objs, in key order (so in file name order).
+func (p *Publisher) packageObjects(objs []store.Object) []store.Object {
 	prefix := p.key("")
-	m := map[string]store.Object{}
+	var out []store.Object
 	for _, o := range objs {
-		name := strings.TrimPrefix(o.Key, prefix)
-		if strings.HasSuffix(name, ".tgz") && !strings.Contains(name, "/") {
-			m[name] = o
+		name, ok := strings.CutPrefix(o.Key, prefix)
+		if ok && strings.HasSuffix(name, ".tgz") && !strings.Contains(name, "/") {
+			out = append(out, o)
 		}
 	}
-	return m
+	if !slices.IsSortedFunc(out, byKey) {
+		slices.SortFunc(out, byKey)
+	}
+	return out
 }
+
+func byKey(a, b store.Object) int { return strings.Compare(a.Key, b.Key) }
 
 // fileOf returns the package file name an index url refers to in this
 // repository: the url itself when relative and without a directory, or the
@@ -663,15 +668,12 @@ func (p *Publisher) claims(idx *Index) map[string]*Entry {
 // stored bytes, and checks that each entry's digest matches the stored
 // bytes, restoring the indexed bytes where it holds them. It never removes
 // or rewrites an existing entry. It reports whether idx changed.
-func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store.Object, c *call, rep *Report) (bool, error) {
+func (p *Publisher) merge(ctx context.Context, idx *Index, objs []store.Object, c *call, rep *Report) (bool, error) {
 	claims := p.claims(idx)
-	names := make([]string, 0, len(objs))
-	for name := range objs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	prefix := p.key("")
 	changed := false
-	for _, name := range names {
+	for _, obj := range objs {
+		name := obj.Key[len(prefix):]
 		if c.claimed[name] {
 			continue // a name conflict: index neither claimant
 		}
@@ -679,7 +681,6 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store
 		if cv != nil && cv.Digest == "" {
 			continue // an entry from another tool: nothing to compare with
 		}
-		obj := objs[name]
 		if max := p.cfg.maxPackageSize(); obj.Size > max {
 			p.log.Warn("stored package not read", "store", p.store.String(), "chart", name,
 				"err", fmt.Errorf("%w (max_package_size)", store.TooLarge(obj.Key, obj.Size, max)))
@@ -743,7 +744,10 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs map[string]store
 		}
 	}
 	for name := range claims {
-		if _, ok := objs[name]; !ok {
+		_, ok := slices.BinarySearchFunc(objs, name, func(o store.Object, name string) int {
+			return strings.Compare(o.Key[len(prefix):], name)
+		})
+		if !ok {
 			rep.Missing = append(rep.Missing, name)
 		}
 	}

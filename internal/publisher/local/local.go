@@ -255,18 +255,39 @@ func (s *Store) Replace(ctx context.Context, key string, data []byte, ver string
 // files that earlier releases kept next to the objects, are not objects.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error) {
 	var objs []store.Object
-	if err := s.list(ctx, "", prefix, &objs); err != nil {
+	var st unix.Stat_t
+	var v []byte
+	err := s.walk(ctx, "", func(key string) bool {
+		return strings.HasPrefix(key, prefix) || strings.HasPrefix(prefix, key+"/")
+	}, func(dir int, key string, d fs.DirEntry) error {
+		if isOldScratch(d.Name()) || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		err := unix.Fstatat(dir, d.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since its directory was read
+		}
+		if err != nil {
+			return &fs.PathError{Op: "stat", Path: filepath.Join(s.root, filepath.FromSlash(key)), Err: err}
+		}
+		v = appendVersion(v[:0], st.Ino, st.Size, time.Unix(st.Mtim.Unix()).UnixNano())
+		objs = append(objs, store.Object{Key: key, Size: st.Size, Version: string(v)})
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	slices.SortFunc(objs, func(a, b store.Object) int { return strings.Compare(a.Key, b.Key) })
 	return objs, nil
 }
 
-// list appends to objs the objects under directory dir (a key prefix, ""
-// for the root) whose keys start with prefix. Each file is stat'ed
-// relative to its directory: a listing of many files costs one system call
-// per file, and little else.
-func (s *Store) list(ctx context.Context, dir, prefix string, objs *[]store.Object) error {
+// walk calls visit for each regular file under directory dir (a key
+// prefix, "" for the root; TempDir excepted) with its open directory's
+// descriptor and its key, and descends into the directories whose key enter accepts. It
+// reads each directory once and builds no path but the keys: a store of
+// many files costs little more than reading its directories.
+func (s *Store) walk(ctx context.Context, dir string, enter func(key string) bool,
+	visit func(dir int, key string, d fs.DirEntry) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -283,8 +304,6 @@ func (s *Store) list(ctx context.Context, dir, prefix string, objs *[]store.Obje
 		return err
 	}
 	fd := int(f.Fd())
-	var st unix.Stat_t
-	var v []byte
 	for i, d := range ents {
 		if i%1024 == 1023 && ctx.Err() != nil {
 			return ctx.Err()
@@ -293,27 +312,15 @@ func (s *Store) list(ctx context.Context, dir, prefix string, objs *[]store.Obje
 		if dir != "" {
 			key = dir + "/" + key
 		}
-		if !strings.HasPrefix(key, prefix) && !strings.HasPrefix(prefix, key+"/") {
-			continue
-		}
 		switch {
-		case d.IsDir() && key != TempDir:
-			if err := s.list(ctx, key, prefix, objs); err != nil {
-				return err
-			}
-			continue
-		case !d.Type().IsRegular() || isOldScratch(d.Name()) || !strings.HasPrefix(key, prefix):
-			continue
-		}
-		err := unix.Fstatat(fd, d.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the directory was read
+		case d.IsDir() && key != TempDir && enter(key):
+			err = s.walk(ctx, key, enter, visit)
+		case d.Type().IsRegular():
+			err = visit(fd, key, d)
 		}
 		if err != nil {
-			return &fs.PathError{Op: "stat", Path: filepath.Join(s.root, filepath.FromSlash(key)), Err: err}
+			return err
 		}
-		v = appendVersion(v[:0], st.Ino, st.Size, time.Unix(st.Mtim.Unix()).UnixNano())
-		*objs = append(*objs, store.Object{Key: key, Size: st.Size, Version: string(v)})
 	}
 	return nil
 }
@@ -424,15 +431,10 @@ func (s *Store) removeLeftovers(cutoff time.Time) {
 			}
 		}
 	}
-	filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return nil
-		case d.IsDir() && p == dir:
-			return filepath.SkipDir
-		case d.Type().IsRegular() && isOldScratch(d.Name()):
+	s.walk(context.Background(), "", func(string) bool { return true }, func(_ int, key string, d fs.DirEntry) error {
+		if isOldScratch(d.Name()) {
 			if info, err := d.Info(); err == nil && info.ModTime().Before(cutoff) {
-				os.Remove(p)
+				os.Remove(filepath.Join(s.root, filepath.FromSlash(key)))
 			}
 		}
 		return nil
