@@ -287,7 +287,7 @@ func (r region) appendTo(out []byte, at, n int) ([]byte, error) {
 // listing is kept for the Index and the reconciliation that follow (see
 // packages).
 func (p *Publisher) Survey(ctx context.Context) (index, packages string, err error) {
-	objs, err := p.store.List(ctx, p.key(""))
+	objs, err := p.store.List(ctx, p.prefix)
 	if err != nil {
 		return "", "", fmt.Errorf("list index: %w", err)
 	}
@@ -302,17 +302,19 @@ func (p *Publisher) Survey(ctx context.Context) (index, packages string, err err
 		}
 	}
 	p.surveyed = &index
-	return index, p.listingDigest(p.packageObjects(objs)), nil
+	return index, p.listingDigest(objs), nil
 }
 
-// listingDigest digests the names, sizes and versions of the package
-// files objs (as packageObjects returns them).
+// listingDigest digests the names, sizes and versions of the package files
+// among objs, which are in key order.
 func (p *Publisher) listingDigest(objs []store.Object) string {
-	prefix := p.key("")
 	h := sha256.New()
 	var b []byte
 	for _, o := range objs {
-		b = append(b[:0], o.Key[len(prefix):]...)
+		if !p.isPackage(o.Key) {
+			continue
+		}
+		b = append(b[:0], o.Key[len(p.prefix):]...)
 		b = append(b, 0)
 		b = strconv.AppendInt(b, o.Size, 10)
 		b = append(b, 0)

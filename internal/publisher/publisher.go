@@ -79,6 +79,8 @@ type Publisher struct {
 	cfg   Config
 	log   *slog.Logger
 	now   func() time.Time
+	// prefix starts the keys of the repository's files: "" or Prefix+"/".
+	prefix string
 	// listed is the listing of the prefix that Index took to learn the
 	// index's version; the reconciliation that follows uses it unless a
 	// package was created since (see packages).
@@ -95,15 +97,14 @@ func New(s store.Store, cfg Config, log *slog.Logger) *Publisher {
 	if cfg.Memory == nil {
 		cfg.Memory = &Memory{}
 	}
-	return &Publisher{store: s, cfg: cfg, log: log, now: time.Now}
+	p := &Publisher{store: s, cfg: cfg, log: log, now: time.Now}
+	if cfg.Prefix != "" {
+		p.prefix = cfg.Prefix + "/"
+	}
+	return p
 }
 
-func (p *Publisher) key(name string) string {
-	if p.cfg.Prefix == "" {
-		return name
-	}
-	return p.cfg.Prefix + "/" + name
-}
+func (p *Publisher) key(name string) string { return p.prefix + name }
 
 // Index returns the repository's index and its store version. A missing
 // index is an empty index with version "". Any other failure wraps
@@ -601,33 +602,27 @@ func (p *Publisher) verify(ctx context.Context, want *Index) error {
 // The listing Index took is used once, with the objects created since
 // looked up one by one: a cycle lists the store once.
 func (p *Publisher) packages(ctx context.Context) ([]store.Object, error) {
-	prefix := p.key("")
 	objs := p.withCreated(ctx, p.listed)
 	p.listed, p.created = nil, nil
 	if objs == nil {
 		var err error
-		if objs, err = p.store.List(ctx, prefix); err != nil {
+		if objs, err = p.store.List(ctx, p.prefix); err != nil {
 			return nil, fmt.Errorf("list packages: %w", err)
 		}
 	}
-	return p.packageObjects(objs), nil
+	// objs is this call's own: keep its package files in place.
+	objs = slices.DeleteFunc(objs, func(o store.Object) bool { return !p.isPackage(o.Key) })
+	if !slices.IsSortedFunc(objs, byKey) {
+		slices.SortFunc(objs, byKey)
+	}
+	return objs, nil
 }
 
-// packageObjects returns the package files directly under the prefix in
-// objs, in key order (so in file name order).
-func (p *Publisher) packageObjects(objs []store.Object) []store.Object {
-	prefix := p.key("")
-	var out []store.Object
-	for _, o := range objs {
-		name, ok := strings.CutPrefix(o.Key, prefix)
-		if ok && strings.HasSuffix(name, ".tgz") && !strings.Contains(name, "/") {
-			out = append(out, o)
-		}
-	}
-	if !slices.IsSortedFunc(out, byKey) {
-		slices.SortFunc(out, byKey)
-	}
-	return out
+// isPackage reports whether key is a package file directly under the
+// prefix.
+func (p *Publisher) isPackage(key string) bool {
+	name, ok := strings.CutPrefix(key, p.prefix)
+	return ok && strings.HasSuffix(name, ".tgz") && !strings.Contains(name, "/")
 }
 
 func byKey(a, b store.Object) int { return strings.Compare(a.Key, b.Key) }
@@ -670,10 +665,9 @@ func (p *Publisher) claims(idx *Index) map[string]*Entry {
 // or rewrites an existing entry. It reports whether idx changed.
 func (p *Publisher) merge(ctx context.Context, idx *Index, objs []store.Object, c *call, rep *Report) (bool, error) {
 	claims := p.claims(idx)
-	prefix := p.key("")
 	changed := false
 	for _, obj := range objs {
-		name := obj.Key[len(prefix):]
+		name := obj.Key[len(p.prefix):]
 		if c.claimed[name] {
 			continue // a name conflict: index neither claimant
 		}
@@ -745,7 +739,7 @@ func (p *Publisher) merge(ctx context.Context, idx *Index, objs []store.Object, 
 	}
 	for name := range claims {
 		_, ok := slices.BinarySearchFunc(objs, name, func(o store.Object, name string) int {
-			return strings.Compare(o.Key[len(prefix):], name)
+			return strings.Compare(o.Key[len(p.prefix):], name)
 		})
 		if !ok {
 			rep.Missing = append(rep.Missing, name)
