@@ -673,8 +673,8 @@ func (idx *Index) added(name string) []*ChartVersion {
 func (idx *Index) spliceYAML() ([]byte, error) {
 	lay := idx.layout
 	type insert struct {
-		at   int
-		text []byte
+		at, skip int // where, and how many bytes of the source it replaces
+		text     []byte
 	}
 	var inserts []insert // in the order they are written at one place
 	byName := map[string]chartLayout{}
@@ -691,7 +691,7 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			inserts = append(inserts, insert{cl.ItemAt, text})
+			inserts = append(inserts, insert{at: cl.ItemAt, text: text})
 			continue
 		}
 		at := lay.EndAt
@@ -710,52 +710,34 @@ func (idx *Index) spliceYAML() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		inserts = append(inserts, insert{at, append(text, items...)})
+		inserts = append(inserts, insert{at: at, text: append(text, items...)})
 	}
 	size := int(idx.src.size())
 	generated := []byte(`"` + idx.Generated.Format(time.RFC3339Nano) + `"`)
 	if lay.GenEnd == 0 {
-		inserts = append(inserts, insert{size, append([]byte("generated: "), append(generated, '\n')...)})
+		inserts = append(inserts, insert{at: size, text: fmt.Appendf(nil, "generated: %s\n", generated)})
+	} else {
+		inserts = append(inserts, insert{at: lay.GenAt, skip: lay.GenEnd - lay.GenAt, text: generated})
 	}
 	slices.SortStableFunc(inserts, func(a, b insert) int { return a.at - b.at })
 
-	n := size + len(generated)
+	n := size + 1
 	for _, in := range inserts {
-		n += len(in.text) + 1
+		n += len(in.text)
 	}
 	out := make([]byte, 0, n)
-	pos := 0
-	copyTo := func(at int) (err error) {
-		out, err = idx.src.appendTo(out, pos, at-pos)
-		pos = at
-		return err
-	}
-	replaced, newline := lay.GenEnd == 0, lay.Newline
+	pos, newline := 0, lay.Newline
+	var err error
 	for _, in := range inserts {
-		if !replaced && lay.GenAt < in.at {
-			if err := copyTo(lay.GenAt); err != nil {
-				return nil, err
-			}
-			out, pos, replaced = append(out, generated...), lay.GenEnd, true
-		}
-		if err := copyTo(in.at); err != nil {
+		if out, err = idx.src.appendTo(out, pos, in.at-pos); err != nil {
 			return nil, err
 		}
-		if in.at == size && size > 0 && !newline {
+		if in.at == size && !newline {
 			out, newline = append(out, '\n'), true
 		}
-		out = append(out, in.text...)
+		out, pos = append(out, in.text...), in.at+in.skip
 	}
-	if !replaced {
-		if err := copyTo(lay.GenAt); err != nil {
-			return nil, err
-		}
-		out, pos = append(out, generated...), lay.GenEnd
-	}
-	if err := copyTo(size); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return idx.src.appendTo(out, pos, size-pos)
 }
 
 // hoist moves an insertion point (a 1-based line of src) up over the
