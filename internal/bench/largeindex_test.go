@@ -270,44 +270,34 @@ func largeIndexCases(b *testing.B, size int, format string) {
 		b.ReportMetric(float64(3*r.indexSize+64*mib)/mib, "target-MiB")
 		b.ReportMetric(float64(r.indexSize)/mib, "index-MiB")
 	}
-	b.Run("chartsync-publish-one", func(b *testing.B) {
+	// cycles times b.N runs of `run --once`, each after prepare.
+	cycles := func(b *testing.B, prepare func()) {
 		var wall time.Duration
 		var peak int64
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
-			r.commitNext(b)
+			prepare()
 			b.StartTimer()
 			w, rss := r.run(b, "run", "--once")
 			wall, peak = wall+w, max(peak, rss)
 		}
 		report(b, wall, peak, b.N)
+	}
+	b.Run("chartsync-publish-one", func(b *testing.B) {
+		cycles(b, func() { r.commitNext(b) })
 	})
 	// The first no-op cycle after a write reconciles the whole index with
 	// the store; the ones after it replay its outcome (chartsync-noop).
 	b.Run("chartsync-noop-after-write", func(b *testing.B) {
-		var wall time.Duration
-		var peak int64
-		for i := 0; i < b.N; i++ {
-			b.StopTimer()
+		cycles(b, func() {
 			r.commitNext(b)
 			r.run(b, "run", "--once")
-			b.StartTimer()
-			w, rss := r.run(b, "run", "--once")
-			wall, peak = wall+w, max(peak, rss)
-		}
-		report(b, wall, peak, b.N)
+		})
 	})
 	b.Run("chartsync-noop", func(b *testing.B) {
 		b.StopTimer()
 		r.run(b, "run", "--once") // the cycles after this one replay its outcome
-		b.StartTimer()
-		var wall time.Duration
-		var peak int64
-		for i := 0; i < b.N; i++ {
-			w, rss := r.run(b, "run", "--once")
-			wall, peak = wall+w, max(peak, rss)
-		}
-		report(b, wall, peak, b.N)
+		cycles(b, func() {})
 	})
 	b.Run("helm-repo-index-merge", func(b *testing.B) {
 		h := newHelm(b)
