@@ -13,7 +13,7 @@ import (
 // reports a body that does not match its ETag (MD5) or its length, once it
 // was read to the end.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, store.Object, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return nil, store.Object{}, fmt.Errorf("open %s: %w", key, err)
 	}
 	f, headers, err := s.conn.ObjectOpen(ctx, s.container, key, true, nil)

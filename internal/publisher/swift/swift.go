@@ -55,6 +55,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ncw/swift/v2"
@@ -122,6 +123,7 @@ type Config struct {
 // use.
 type Store struct {
 	conn      *swift.Connection
+	authMu    sync.Mutex // see ready
 	container string
 	retries   int
 	backoff   time.Duration // wait before the first retry; doubles after each
@@ -215,10 +217,27 @@ func (s *Store) String() string {
 // guarantee on Swift.
 func (s *Store) Atomic() bool { return false }
 
+// ready returns ctx's error, or authenticates the connection if it is not
+// authenticated. Every operation calls it first: the client library reads
+// the storage URL before it takes its lock, so that requests racing the
+// first authentication (or the one after a token expired) could go out
+// without a URL ("unsupported protocol scheme").
+func (s *Store) ready(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	if s.conn.Authenticated() {
+		return nil
+	}
+	return s.conn.Authenticate(ctx)
+}
+
 // Get returns the object's bytes and ETag, or store.ErrNotExist. The bytes
 // are checked against the ETag.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return nil, "", fmt.Errorf("get %s: %w", key, err)
 	}
 	var buf bytes.Buffer
@@ -268,7 +287,7 @@ func (s *Store) notFound(ctx context.Context, err error) error {
 // deleted by a later List (see List). These deletes of the store's own
 // staging names are the only deletes the store ever does.
 func (s *Store) Create(ctx context.Context, key string, data []byte) error {
-	if err := ctx.Err(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return fmt.Errorf("create %s: %w", key, err)
 	}
 	if err := s.absent(ctx, key); err != nil {
@@ -347,7 +366,7 @@ func isStaging(key string) bool {
 // is not ""). The check and the write are two requests: see the package
 // comment for the window between them.
 func (s *Store) Replace(ctx context.Context, key string, data []byte, version string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return "", fmt.Errorf("replace %s: %w", key, err)
 	}
 	if err := s.check(ctx, key, version); err != nil {
@@ -453,7 +472,7 @@ var errCopyMismatch = errors.New("copy stored other bytes")
 // objects, and deletes those older than StagingMaxAge: leftovers of a
 // Create that crashed between its upload and its delete.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Object, error) {
-	if err := ctx.Err(); err != nil {
+	if err := s.ready(ctx); err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
 	var objects []store.Object
@@ -492,6 +511,9 @@ var _ store.Versioned = (*Store)(nil)
 // first, and copies the first one that satisfies match back over key (a
 // server-side copy; the container then keeps the version it replaces).
 func (s *Store) RestoreVersion(ctx context.Context, key string, match func([]byte) bool) (bool, error) {
+	if err := s.ready(ctx); err != nil {
+		return false, fmt.Errorf("restore %s: %w", key, err)
+	}
 	_, headers, err := s.conn.Container(ctx, s.container)
 	if err != nil {
 		return false, fmt.Errorf("restore %s: read container: %w", key, err)

@@ -95,6 +95,26 @@ func TestRacingCreates(t *testing.T) {
 	}
 }
 
+// TestReadyAuthenticates: every operation starts with ready, which
+// authenticates a connection that is not, under the store's own lock. The
+// client library reads its storage URL before it takes its lock, so that
+// operations racing the first authentication could go out without one
+// ("unsupported protocol scheme"; seen once in TestConformance's
+// ConcurrentCreate, not reproducible at will).
+func TestReadyAuthenticates(t *testing.T) {
+	srv := testenv.Swift(t)
+	s := newStore(t, srv, srv.AuthURL, "")
+	if s.conn.Authenticated() {
+		t.Fatal("a new store is authenticated before any operation")
+	}
+	if err := s.ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !s.conn.Authenticated() {
+		t.Error("ready did not authenticate")
+	}
+}
+
 // TestRacingReplaces shows the window between Replace's version check and
 // its write: racers that start from the same version may all succeed.
 // Guaranteed: nil or ErrConflict each, at least one nil, the stored bytes
