@@ -242,7 +242,9 @@ func ParseIndex(b []byte) (*Index, error) {
 }
 
 func parseJSONIndex(b []byte) (*Index, error) {
-	idx := &Index{json: true, charts: map[string][]*Entry{}}
+	// The entries' compact texts are at most the source's size: one
+	// allocation, not one per doubling.
+	idx := &Index{json: true, charts: map[string][]*Entry{}, src: region{b: make([]byte, 0, len(b))}}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
