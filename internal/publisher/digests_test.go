@@ -118,6 +118,18 @@ func TestDigestCacheCorrupt(t *testing.T) {
 		}
 		checkDigests(t, name, LoadDigestCache(file), empty)
 	}
+	eachDamaged(good, check)
+	check("JSON", []byte(`{"a-1.0.0.tgz":{"version":"v1","sha256":"`+sumA+`"}}`))
+	os.Remove(file)
+	if err := os.Mkdir(file, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	checkDigests(t, "directory", LoadDigestCache(file), empty)
+}
+
+// eachDamaged calls check with every damaged copy of a state file's bytes
+// good: cut short at each length, each byte changed, a byte appended.
+func eachDamaged(good []byte, check func(name string, b []byte)) {
 	for n := range len(good) {
 		check(fmt.Sprintf("cut to %d bytes", n), good[:n])
 	}
@@ -127,12 +139,6 @@ func TestDigestCacheCorrupt(t *testing.T) {
 		check(fmt.Sprintf("byte %d changed", i), b)
 	}
 	check("bytes after the end", append([]byte(string(good)), 0))
-	check("JSON", []byte(`{"a-1.0.0.tgz":{"version":"v1","sha256":"`+sumA+`"}}`))
-	os.Remove(file)
-	if err := os.Mkdir(file, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	checkDigests(t, "directory", LoadDigestCache(file), empty)
 }
 
 // TestDigestCacheMigrates: with no file yet, the JSON file chartsync kept

@@ -159,15 +159,7 @@ func TestMemoryCorrupt(t *testing.T) {
 		}
 		checkMemory(t, name, LoadMemory(file), noMemory, noVerdict)
 	}
-	for n := range len(good) {
-		check(fmt.Sprintf("cut to %d bytes", n), good[:n])
-	}
-	for i := range good {
-		b := []byte(string(good))
-		b[i] ^= 0x10
-		check(fmt.Sprintf("byte %d changed", i), b)
-	}
-	check("bytes after the end", append([]byte(string(good)), 0))
+	eachDamaged(good, check)
 	check("JSON", []byte(`{"indexed":{"a 1.0.0":"`+sumA+`"}}`))
 	digests := LoadDigestCache(file)
 	digests.Put("a-1.0.0.tgz", "v1", sumA)
