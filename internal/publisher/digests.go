@@ -2,11 +2,8 @@ package publisher
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,10 +16,9 @@ import (
 // objects that are new or changed since the last cycle. With a file it
 // survives restarts; the zero value keeps it in memory only.
 type DigestCache struct {
-	file   string
-	legacy string // the JSON file of the format before, read if file is missing
-	mu     sync.Mutex
-	m      map[string]cached
+	file *statefile.BinaryFile
+	mu   sync.Mutex
+	m    map[string]cached
 	// refused holds why the object at m[key].version cannot be indexed (not
 	// a chart, misnamed), so that it is not read again. Few objects are
 	// refused, so it is a map of its own rather than a field of every entry.
@@ -58,23 +54,20 @@ func parseSum(s string) (sum [32]byte, ok bool) {
 // file named x.bin does not exist, x.json, the JSON format chartsync kept
 // before, is read instead, and the first Save removes it.
 func LoadDigestCache(file string) *DigestCache {
-	c := &DigestCache{file: file}
-	if base, ok := strings.CutSuffix(file, ".bin"); ok {
-		c.legacy = base + ".json"
-	}
-	return c
+	return &DigestCache{file: statefile.NewBinaryFile(file, digestMagic)}
 }
 
 // load reads the file once; the caller holds mu.
 func (c *DigestCache) load() {
-	if !c.loaded {
+	if !c.loaded && c.file != nil {
 		c.loaded = true
-		err := statefile.ReadBinary(c.file, digestMagic, c.read)
-		if errors.Is(err, fs.ErrNotExist) && c.legacy != "" {
-			// Written as the new format by the first Save, which then
-			// removes the old file.
-			c.dirty = c.readLegacy()
-		} else if err != nil {
+		var old legacyDigests
+		fromJSON, err := c.file.Read(c.read, &old)
+		switch {
+		case fromJSON:
+			c.fromLegacy(old)
+			c.dirty = true // written anew by the first Save
+		case err != nil:
 			c.m, c.refused = nil, nil
 		}
 	}
@@ -158,19 +151,13 @@ func (c *DigestCache) Refused(key, version string) (string, bool) {
 func (c *DigestCache) Save() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.file == "" || !c.dirty {
+	if c.file == nil || c.file.Name == "" || !c.dirty {
 		return nil
 	}
-	if err := statefile.WriteBinary(c.file, digestMagic, c.write); err != nil {
+	if err := c.file.Write(c.write); err != nil {
 		return fmt.Errorf("save digest cache: %w", err)
 	}
 	c.dirty = false
-	if c.legacy != "" {
-		if err := os.Remove(c.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove old digest cache: %w", err)
-		}
-		c.legacy = ""
-	}
 	return nil
 }
 
@@ -230,17 +217,16 @@ func (c *DigestCache) read(r *statefile.BinaryReader) {
 	}
 }
 
-// readLegacy loads the JSON format chartsync kept before and reports
-// whether it read one; the caller holds mu.
-func (c *DigestCache) readLegacy() bool {
-	var old map[string]struct {
-		Version string `json:"version"`
-		SHA256  string `json:"sha256,omitempty"`
-		Refused string `json:"refused,omitempty"`
-	}
-	if !statefile.ReadJSON(c.legacy, &old) {
-		return false
-	}
+// legacyDigests is the JSON format chartsync kept the cache in before.
+type legacyDigests map[string]struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256,omitempty"`
+	Refused string `json:"refused,omitempty"`
+}
+
+// fromLegacy loads the cache from the JSON format before; the caller
+// holds mu.
+func (c *DigestCache) fromLegacy(old legacyDigests) {
 	c.m = make(map[string]cached, len(old))
 	c.refused = map[string]string{}
 	for key, e := range old {
@@ -251,7 +237,6 @@ func (c *DigestCache) readLegacy() bool {
 			c.refused[key] = e.Refused
 		}
 	}
-	return true
 }
 
 // saveDigests writes the digest cache. A failure (a full or read-only
@@ -260,6 +245,6 @@ func (c *DigestCache) readLegacy() bool {
 func (p *Publisher) saveDigests() {
 	if err := p.cfg.Digests.Save(); err != nil {
 		p.log.Warn("digest cache not saved: the next cycle reads again the packages it would have remembered",
-			"file", p.cfg.Digests.file, "err", err)
+			"file", p.cfg.Digests.file.Name, "err", err)
 	}
 }

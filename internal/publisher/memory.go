@@ -2,11 +2,8 @@ package publisher
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -24,9 +21,8 @@ import (
 // memory only. A lost file costs only precision: entries lost before it was
 // lost count as first seen.
 type Memory struct {
-	file   string
-	legacy string // the JSON file of the format before, read if file is missing
-	mu     sync.Mutex
+	file *statefile.BinaryFile
+	mu   sync.Mutex
 	// sums maps "name version" to the digest an index read first listed,
 	// when that digest is 64 lowercase hex digits (as helm writes them);
 	// other maps it to any other digest, kept as it was (an index may hold
@@ -47,23 +43,20 @@ type Memory struct {
 // x.json, the JSON format chartsync kept before, is read instead, and the
 // first Save removes it.
 func LoadMemory(file string) *Memory {
-	m := &Memory{file: file}
-	if base, ok := strings.CutSuffix(file, ".bin"); ok {
-		m.legacy = base + ".json"
-	}
-	return m
+	return &Memory{file: statefile.NewBinaryFile(file, memoryMagic)}
 }
 
 // load reads the file once; the caller holds mu.
 func (m *Memory) load() {
-	if !m.loaded {
+	if !m.loaded && m.file != nil {
 		m.loaded = true
-		err := statefile.ReadBinary(m.file, memoryMagic, m.read)
-		if errors.Is(err, fs.ErrNotExist) && m.legacy != "" {
-			// Written as the new format by the first Save, which then
-			// removes the old file.
-			m.dirty = m.readLegacy()
-		} else if err != nil {
+		var old legacyMemory
+		fromJSON, err := m.file.Read(m.read, &old)
+		switch {
+		case fromJSON:
+			m.fromLegacy(old)
+			m.dirty = true // written anew by the first Save
+		case err != nil:
 			m.sums, m.other, m.verdicts = nil, nil, nil
 		}
 	}
@@ -143,19 +136,13 @@ func (m *Memory) setSame(a, b string, same bool) {
 func (m *Memory) Save() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.file == "" || !m.dirty {
+	if m.file == nil || m.file.Name == "" || !m.dirty {
 		return nil
 	}
-	if err := statefile.WriteBinary(m.file, memoryMagic, m.write); err != nil {
+	if err := m.file.Write(m.write); err != nil {
 		return fmt.Errorf("save publisher memory: %w", err)
 	}
 	m.dirty = false
-	if m.legacy != "" {
-		if err := os.Remove(m.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove old publisher memory: %w", err)
-		}
-		m.legacy = ""
-	}
 	return nil
 }
 
@@ -257,16 +244,15 @@ func (m *Memory) read(r *statefile.BinaryReader) {
 	}
 }
 
-// readLegacy loads the JSON format chartsync kept before and reports
-// whether it read one; the caller holds mu.
-func (m *Memory) readLegacy() bool {
-	var old struct {
-		Indexed map[string]string `json:"indexed"`
-		Same    map[string]bool   `json:"same"`
-	}
-	if !statefile.ReadJSON(m.legacy, &old) {
-		return false
-	}
+// legacyMemory is the JSON format chartsync kept the memory in before.
+type legacyMemory struct {
+	Indexed map[string]string `json:"indexed"`
+	Same    map[string]bool   `json:"same"`
+}
+
+// fromLegacy loads the memory from the JSON format before; the caller
+// holds mu.
+func (m *Memory) fromLegacy(old legacyMemory) {
 	m.sums = make(map[string][32]byte, len(old.Indexed))
 	m.other = map[string]string{}
 	for k, d := range old.Indexed {
@@ -277,5 +263,4 @@ func (m *Memory) readLegacy() bool {
 		}
 	}
 	m.verdicts = old.Same
-	return true
 }

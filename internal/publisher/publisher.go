@@ -563,7 +563,7 @@ func (p *Publisher) updateIndex(ctx context.Context, idx *Index, ver string, c *
 func (p *Publisher) save() {
 	p.saveDigests()
 	if err := p.cfg.Memory.Save(); err != nil {
-		p.log.Warn("publisher memory not saved", "file", p.cfg.Memory.file, "err", err)
+		p.log.Warn("publisher memory not saved", "file", p.cfg.Memory.file.Name, "err", err)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -170,6 +172,51 @@ func ReadBinary(file, magic string, read func(r *BinaryReader)) error {
 	var sum [4]byte
 	if _, err := io.ReadFull(f, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != h.Sum32() {
 		return ErrCorrupt
+	}
+	return nil
+}
+
+// A BinaryFile is a binary state file, x.bin, that succeeds x.json, the
+// JSON file of the format before: while x.bin does not exist, x.json is
+// read instead, and the first Write removes it.
+type BinaryFile struct {
+	Name, Magic string
+	legacy      string // x.json, until Write removed it
+}
+
+// NewBinaryFile returns the binary file name ("" for none: Read finds
+// nothing, Write is not to be called) of the kind and format magic.
+func NewBinaryFile(name, magic string) *BinaryFile {
+	f := &BinaryFile{Name: name, Magic: magic}
+	if base, ok := strings.CutSuffix(name, ".bin"); ok {
+		f.legacy = base + ".json"
+	}
+	return f
+}
+
+// Read reads the file with read, as ReadBinary does. If it does not exist
+// and the JSON file of the format before does, that is decoded into old
+// (as ReadJSON does) and fromJSON is true: the caller converts it, and
+// must Write the file anew.
+func (f *BinaryFile) Read(read func(r *BinaryReader), old any) (fromJSON bool, err error) {
+	err = ReadBinary(f.Name, f.Magic, read)
+	if errors.Is(err, fs.ErrNotExist) && f.legacy != "" && ReadJSON(f.legacy, old) {
+		return true, nil
+	}
+	return false, err
+}
+
+// Write writes the file with write, as WriteBinary does, then removes the
+// JSON file of the format before, if any.
+func (f *BinaryFile) Write(write func(w *BinaryWriter)) error {
+	if err := WriteBinary(f.Name, f.Magic, write); err != nil {
+		return err
+	}
+	if f.legacy != "" {
+		if err := os.Remove(f.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the file of the format before: %w", err)
+		}
+		f.legacy = ""
 	}
 	return nil
 }
