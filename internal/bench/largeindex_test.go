@@ -163,20 +163,11 @@ func newLargeRepo(b *testing.B, entries int, format string) *largeRepo {
 	}
 	r.upstream.git(b, "init", "-q", "-b", "main")
 	r.commitNext(b)
+	// index_format goes into the [[repository]] table, before the store's.
+	site := (&site{store: r.store}).configure(b, r.upstream, filepath.Join(dir, "state"),
+		fmt.Sprintf("index_format = %q\n[store.main]\ntype = \"local\"\npath = %q\n", format, r.store))
 	r.config = filepath.Join(dir, "chartsync.toml")
-	writeFile(b, r.config, fmt.Sprintf(`state_dir = %q
-[git]
-url = %q
-branch = "main"
-[[repository]]
-name = "bench"
-charts = ["charts/*"]
-store = "main"
-index_format = %q
-[store.main]
-type = "local"
-path = %q
-`, filepath.Join(dir, "state"), r.upstream.dir, format, r.store))
+	writeFile(b, r.config, site.toml)
 	// Warm up: the digest cache learns every stored package, the index
 	// cache the index.
 	r.run(b, "run", "--once")
